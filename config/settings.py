@@ -1,0 +1,194 @@
+"""The settings model: every knob of the worker, the pager and the CLI, with its env variable.
+
+Phoenix is configured with the same variables as Phoenix's own clients (``PHOENIX_HOST``,
+``PHOENIX_API_KEY``, ``PHOENIX_CLIENT_HEADERS``) and Kafka with ``KAFKA_BOOTSTRAP_SERVERS``;
+everything else is ``RESUME_<FIELD>`` (for example ``RESUME_TASK_CONCURRENCY=20``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TopicNames(BaseModel):
+    """Kafka topic names, all derived from one prefix so deployments can share a cluster."""
+
+    requests: str
+    control: str
+    work: str
+    completed_runs: str
+    status: str
+    dead_letters: str
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def parse_header_list(raw: str | None) -> dict[str, str]:
+    """Parse ``PHOENIX_CLIENT_HEADERS`` (``k1=v1,k2=v2``, URL-encoded, as OTLP headers are).
+
+    >>> parse_header_list("x-a=1,x-b=two%20words")
+    {'x-a': '1', 'x-b': 'two words'}
+    """
+    headers: dict[str, str] = {}
+    if not raw:
+        return headers
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(
+                "PHOENIX_CLIENT_HEADERS must be a comma-separated list of name=value pairs"
+            )
+        headers[unquote(name.strip()).lower()] = unquote(value.strip())
+    return headers
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that run against the local stack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RESUME_", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    # --- Phoenix (same names as Phoenix's own clients) ---
+    phoenix_host: str = Field(
+        default="http://127.0.0.1:6006",
+        validation_alias=AliasChoices("PHOENIX_HOST", "phoenix_host"),
+        description="Base URL of the Phoenix server.",
+    )
+    phoenix_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PHOENIX_API_KEY", "phoenix_api_key"),
+        description="Sent as a bearer token; never logged or published.",
+    )
+    phoenix_client_headers: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PHOENIX_CLIENT_HEADERS", "phoenix_client_headers"),
+        description="Extra headers for every Phoenix request, as k1=v1,k2=v2.",
+    )
+
+    # --- Kafka ---
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    app_id: str = Field(default="phoenix-resume", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    topic_prefix: str = Field(default="phoenix-resume.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    control_partitions: int = Field(default=4, ge=1, le=1024)
+    work_partitions: int = Field(default=8, ge=1, le=1024)
+    event_partitions: int = Field(default=4, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=16)
+    max_message_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000)
+
+    # --- Pipeline ---
+    page_size: int = Field(default=50, ge=1, le=1000)
+    max_in_flight_per_request: int = Field(
+        default=1000,
+        ge=1,
+        description="Pairs a request may have published but not finished before paging pauses.",
+    )
+    task_concurrency: int = Field(default=5, ge=1, le=1000)
+    task_timeout_seconds: float = Field(default=300.0, gt=0)
+    task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    progress_every: int = Field(
+        default=25, ge=1, description="Emit a progress status event every N finished pairs."
+    )
+
+    # --- HTTP to Phoenix ---
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_attempts: int = Field(default=6, ge=1, le=100)
+    http_backoff_initial_seconds: float = Field(default=0.25, gt=0)
+    http_backoff_max_seconds: float = Field(default=20.0, gt=0)
+    http_max_connections: int = Field(default=50, ge=1)
+
+    # --- Tracing ---
+    tracing_enabled: bool = True
+
+    # --- Worker web server ---
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    worker_url: str | None = Field(
+        default=None, description="Where the CLI finds a worker's web server (status)."
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "phoenix-resume",
+        description="Where Faust keeps its per-app working files (tables live in Kafka).",
+    )
+    log_level: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    @field_validator("task_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("phoenix_host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PHOENIX_HOST must start with http:// or https://")
+        return value
+
+    @field_validator("phoenix_client_headers")
+    @classmethod
+    def _check_headers(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_header_list(value.get_secret_value())
+        return value
+
+    @property
+    def phoenix_base_url(self) -> str:
+        return self.phoenix_host.rstrip("/")
+
+    @property
+    def kafka_broker_url(self) -> str:
+        """The bootstrap servers in Faust's ``kafka://host:port;host:port`` form."""
+        hosts = [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
+        return ";".join(f"kafka://{h}" for h in hosts)
+
+    @property
+    def kafka_hosts(self) -> list[str]:
+        return [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
+
+    @property
+    def phoenix_headers(self) -> dict[str, str]:
+        """Every header Phoenix requests carry: the client headers and the bearer token."""
+        raw = self.phoenix_client_headers.get_secret_value() if self.phoenix_client_headers else None
+        headers = parse_header_list(raw)
+        if self.phoenix_api_key is not None:
+            headers["authorization"] = f"Bearer {self.phoenix_api_key.get_secret_value()}"
+        return headers
+
+    @property
+    def topics(self) -> TopicNames:
+        p = self.topic_prefix
+        return TopicNames(
+            requests=f"{p}requests",
+            control=f"{p}control",
+            work=f"{p}work",
+            completed_runs=f"{p}completed-runs",
+            status=f"{p}status",
+            dead_letters=f"{p}dead-letters",
+        )
+
+    @property
+    def effective_worker_url(self) -> str:
+        return (self.worker_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; explicit overrides (e.g. from CLI flags) win.
+
+    Raises ``pydantic.ValidationError`` naming every bad variable.
+    """
+    return Settings(**overrides)

@@ -1,0 +1,168 @@
+"""The ``phoenix-resume`` command line: worker, request, run, status.
+
+Exit status: 0 when the request completed (failed runs recorded without abort count as
+complete), 1 when it was aborted, failed or rejected, 2 for bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import httpx
+from pydantic import ValidationError
+
+from config import Settings, load_settings
+from producers.errors import ResumeError
+from producers.kafka import RequestPublisher, StatusFollower, ensure_topics
+from producers.progress import ProgressPrinter, format_summary
+from producers.runner import raise_for_final, run_request
+from streams.events import ResumeRequest
+from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phoenix-resume", description="Resume interrupted Phoenix experiments over Kafka."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run the long-lived worker (agents and web server)")
+    worker.add_argument("--role", choices=["all", "tasks", "coordinator"], default="all")
+    worker.add_argument(
+        "--task-module", action="append", default=[], help="import MODULE for its @task functions"
+    )
+
+    request = sub.add_parser("request", help="publish a resume request to the deployment")
+    request.add_argument("experiment_id")
+    request.add_argument("--task", required=True, help="a task name registered on the workers")
+    request.add_argument("--evaluator", action="append", default=[])
+    request.add_argument("--stop-on-first-error", action="store_true")
+    request.add_argument("--team")
+    request.add_argument("--wait", action="store_true", help="follow the request to its end")
+
+    run = sub.add_parser("run", help="resume in this process (one-shot, like the seed)")
+    run.add_argument("experiment_id")
+    run.add_argument("--task", required=True, help="MODULE:FUNC")
+    run.add_argument("--evaluator", action="append", default=[], help="MODULE:FUNC")
+    run.add_argument("--concurrency", type=int, default=5)
+    run.add_argument("--stop-on-first-error", action="store_true")
+
+    status = sub.add_parser("status", help="print the summary of an experiment's requests")
+    status.add_argument("experiment_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"phoenix-resume: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    command = {"worker": _worker, "request": _request, "run": _run, "status": _status}
+    try:
+        return command[args.command](args, settings)
+    except (RegistryError, ValidationError) as exc:
+        print(f"phoenix-resume: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ResumeError as exc:
+        if exc.summary:
+            print(format_summary(exc.summary))
+        print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faust
+
+    from streams.app import Role, create_app
+
+    import_modules([*settings.task_modules, *args.task_module])
+    pipeline = create_app(settings, role=Role(args.role))
+    worker = faust.Worker(pipeline.app, loglevel=settings.log_level.lower())
+    worker.execute_from_commandline()
+    return EXIT_OK  # pragma: no cover - execute_from_commandline exits
+
+
+def _request(args: argparse.Namespace, settings: Settings) -> int:
+    request = ResumeRequest(
+        experiment_id=args.experiment_id,
+        task=args.task,
+        evaluators=tuple(args.evaluator),
+        stop_on_first_error=args.stop_on_first_error,
+        team=args.team,
+    )
+
+    async def publish() -> dict | None:
+        await ensure_topics(settings)
+        async with RequestPublisher(settings) as publisher:
+            if not args.wait:
+                await publisher.publish(request)
+                return None
+            async with StatusFollower(settings) as follower:
+                await publisher.publish(request)
+                printer = ProgressPrinter()
+                async for status in follower.follow(request.request_id):
+                    printer(status)
+                    final = status
+                return raise_for_final(final)
+
+    summary = asyncio.run(publish())
+    if summary is None:
+        print(f"request_id={request.request_id}")
+    else:
+        print(format_summary(summary))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.evaluator:
+        print("phoenix-resume: evaluators are not supported by this version yet", file=sys.stderr)
+        return EXIT_USAGE
+    if args.concurrency < 1:
+        print("phoenix-resume: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
+    task = resolve_reference(args.task, default_tasks)
+    settings = settings.model_copy(update={"task_concurrency": args.concurrency})
+    request = ResumeRequest(
+        experiment_id=args.experiment_id,
+        task=task.name,
+        stop_on_first_error=args.stop_on_first_error,
+    )
+    summary = asyncio.run(run_request(settings, request, on_status=ProgressPrinter()))
+    print(format_summary(summary))
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    url = f"{settings.effective_worker_url}/experiments/{args.experiment_id}"
+    try:
+        response = httpx.get(url, timeout=10, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        print(f"phoenix-resume: no worker answered at {url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if response.status_code == 404:
+        print(f"phoenix-resume: no request seen for experiment {args.experiment_id}", file=sys.stderr)
+        return EXIT_FAILED
+    report = response.json()
+    for summary in report.get("requests", []):
+        print(format_summary(summary))
+    if not report.get("requests"):
+        print(json.dumps(report, indent=2))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

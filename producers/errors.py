@@ -1,0 +1,30 @@
+"""Named errors a user of the CLI or the Python API can meet, as the seed names them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ResumeError(Exception):
+    """Base class: a resume request did not end as complete."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        self.summary = summary or {}
+        super().__init__(message)
+
+
+class TaskFetchError(ResumeError):
+    """The experiment or its incomplete runs could not be read (unknown or malformed id,
+    unreachable or too old server). Raised whatever ``stop_on_first_error`` says."""
+
+
+class TaskAbortedError(ResumeError):
+    """``stop_on_first_error`` was set and a task failed; ``summary`` names the example."""
+
+
+class RequestRejectedError(ResumeError):
+    """The deployment refused the request (unknown task or team, invalid values)."""
+
+
+class WaitTimeoutError(ResumeError):
+    """The request did not end within the time the caller was willing to wait."""

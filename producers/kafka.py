@@ -1,0 +1,139 @@
+"""Kafka plumbing for producers: connection settings, topic creation, publishing, following.
+
+    >>> async def main(settings):                               # doctest: +SKIP
+    ...     async with RequestPublisher(settings) as publisher:
+    ...         async with StatusFollower(settings) as follower:   # positioned at the end
+    ...             await publisher.publish(ResumeRequest(experiment_id="...", task="answer"))
+    ...             async for status in follower.follow(request_id):
+    ...                 print(status.state)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from config import Settings
+from streams.codec import PydanticCodec, Undecodable
+from streams.events import ResumeRequest, StatusEvent
+from streams.tracing import inject, new_root_context
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments shared by every client of ours."""
+    return {"bootstrap_servers": settings.kafka_hosts}
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the public topics when they do not exist yet, so producers can start first."""
+    names = settings.topics
+    wanted = {
+        names.requests: settings.control_partitions,
+        names.status: settings.event_partitions,
+        names.completed_runs: settings.event_partitions,
+    }
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication)
+            for name, n in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: Settings, prefixes: tuple[str, ...]) -> None:
+    """Delete every topic whose name starts with one of ``prefixes``."""
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    await admin.start()
+    try:
+        doomed = [n for n in await admin.list_topics() if n.startswith(prefixes)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+class RequestPublisher:
+    """Publishes resume requests to the requests topic, keyed by experiment id."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._codec = PydanticCodec(ResumeRequest)
+        self._producer = AIOKafkaProducer(**connection_options(settings), acks="all")
+
+    async def __aenter__(self) -> RequestPublisher:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def publish(self, request: ResumeRequest) -> None:
+        headers = list(inject(new_root_context()).items())
+        await self._producer.send_and_wait(
+            self.settings.topics.requests,
+            key=request.experiment_id.encode(),
+            value=self._codec.dumps(request),
+            headers=headers,
+        )
+
+
+class StatusFollower:
+    """Reads status events from the end of the status topic (no consumer group, no commits)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._codec = PydanticCodec(StatusEvent)
+        self._consumer = AIOKafkaConsumer(
+            **connection_options(settings), enable_auto_commit=False, group_id=None
+        )
+
+    async def __aenter__(self) -> StatusFollower:
+        await self._consumer.start()
+        topic = self.settings.topics.status
+        partitions = None
+        for _ in range(50):
+            partitions = self._consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await self._consumer._client.force_metadata_update()  # topic may be brand new
+            await asyncio.sleep(0.1)
+        if not partitions:
+            await self._consumer.stop()
+            raise RuntimeError(f"status topic {topic!r} does not exist on the broker")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        # Fix the starting point now, before the request is published, so nothing is missed.
+        for tp, offset in (await self._consumer.end_offsets(tps)).items():
+            self._consumer.seek(tp, offset)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def follow(self, request_id: str) -> AsyncIterator[StatusEvent]:
+        """Status events of one request, ending with its final one."""
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                for message in messages:
+                    status = self._codec.loads(message.value)
+                    if isinstance(status, Undecodable) or status.request_id != request_id:
+                        continue
+                    yield status
+                    if status.state.is_final:
+                        return

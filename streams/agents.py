@@ -1,0 +1,179 @@
+"""The Faust agents: intake of requests, the coordinator (pager and summary), the task runners.
+
+Agents hold no logic of their own beyond decoding, dead-lettering and publishing: the
+decisions are made by :class:`streams.coordinator.Coordinator` and
+:class:`streams.execution.TaskRunner`, which run without Kafka in unit tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from faust.types import EventT, StreamT
+
+from streams.codec import Undecodable
+from streams.coordinator import Effects
+from streams.events import Outcome, RunOutcome, StartRequest, WorkItem
+from streams.phoenix import PhoenixError
+from streams.tracing import extract, inject
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def work_key(item: WorkItem) -> str:
+    """Pairs spread over the work partitions; one pair always lands on the same one."""
+    return f"{item.experiment_id}/{item.example.id}/{item.repetition}"
+
+
+async def dead_letter(pipeline: Pipeline, event: EventT, bad: Undecodable) -> None:
+    """Keep the original bytes, say why and where they came from, and move on."""
+    message = event.message
+    log.error(
+        "dead letter from %s[%s]@%s: %s: %s",
+        message.topic,
+        message.partition,
+        message.offset,
+        bad.reason,
+        bad.error,
+    )
+    pipeline.metrics.dead_letters += 1
+    await pipeline.topics.dead_letters.send(
+        key=message.key if isinstance(message.key, bytes) else None,
+        value=bad.raw,
+        headers={
+            "dlq.reason": bad.reason.encode(),
+            "dlq.error": bad.error.encode()[:2000],
+            "dlq.topic": message.topic.encode(),
+            "dlq.partition": str(message.partition).encode(),
+            "dlq.offset": str(message.offset).encode(),
+        },
+    )
+
+
+def register_agents(pipeline: Pipeline, *, tasks: bool = True, coordinator: bool = True) -> None:
+    app, topics, settings = pipeline.app, pipeline.topics, pipeline.settings
+
+    if coordinator:
+
+        @app.agent(topics.requests, name="intake")
+        async def intake(stream: StreamT) -> None:
+            """Forward each valid request to the coordinator that owns its experiment."""
+            async for event in stream.events():
+                value: Any = event.value
+                if isinstance(value, Undecodable):
+                    await dead_letter(pipeline, event, value)
+                    continue
+                await topics.control.send(
+                    key=value.experiment_id,
+                    value=StartRequest(request=value),
+                    headers=_trace_headers(event),
+                )
+
+        @app.agent(topics.control, name="coordinator")
+        async def coordinate(stream: StreamT) -> None:
+            """Page experiments, keep the summaries, decide completion and aborts."""
+            async for event in stream.events():
+                value: Any = event.value
+                if isinstance(value, Undecodable):
+                    await dead_letter(pipeline, event, value)
+                    continue
+                try:
+                    effects = await pipeline.coordinator.handle(value)
+                except Exception:  # never let one event kill the coordinator
+                    log.exception("coordinator failed on %s", type(value).__name__)
+                    continue
+                await publish_effects(pipeline, effects, _trace_headers(event))
+
+    if tasks:
+
+        @app.agent(topics.work, name="tasks", concurrency=settings.task_concurrency)
+        async def run_tasks(stream: StreamT) -> None:
+            """Run the task for each work item and record the run."""
+            async for event in stream.events():
+                value: Any = event.value
+                if isinstance(value, Undecodable):
+                    await dead_letter(pipeline, event, value)
+                    continue
+                await run_work_item(pipeline, value, event)
+
+
+async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> None:
+    topics, metrics = pipeline.topics, pipeline.metrics
+    if pipeline.is_aborted(item.request_id):
+        outcome, error = Outcome.SKIPPED, None
+    else:
+        metrics.in_flight += 1
+        try:
+            execution = await pipeline.runner.run(item, extract(event.headers))
+        except PhoenixError as exc:
+            # The run could not be recorded: keep the item for replay and count it as failed.
+            error = f"run could not be recorded in Phoenix: {exc}"
+            log.error("%s (request %s)", error, item.request_id)
+            await topics.dead_letters.send(
+                key=work_key(item).encode(),
+                value=item.model_dump_json().encode(),
+                headers={
+                    "dlq.reason": b"phoenix",
+                    "dlq.error": error.encode()[:2000],
+                    "dlq.topic": event.message.topic.encode(),
+                    "dlq.partition": str(event.message.partition).encode(),
+                    "dlq.offset": str(event.message.offset).encode(),
+                },
+            )
+            metrics.dead_letters += 1
+            outcome = Outcome.FAILED
+        else:
+            outcome, error = execution.outcome, execution.error
+            if execution.completed is not None:
+                await topics.completed_runs.send(
+                    key=item.experiment_id,
+                    value=execution.completed,
+                    headers=inject(execution.context) if execution.context else None,
+                )
+        finally:
+            metrics.in_flight -= 1
+        metrics.count(outcome)
+        if outcome is Outcome.FAILED and item.stop_on_first_error:
+            # Stop this worker's other runners at once; the coordinator tells the others.
+            pipeline.local_aborts.add(item.request_id)
+    await topics.control.send(
+        key=item.experiment_id,
+        value=RunOutcome(
+            request_id=item.request_id,
+            experiment_id=item.experiment_id,
+            example_id=item.example.id,
+            repetition=item.repetition,
+            outcome=outcome,
+            error=error,
+        ),
+    )
+
+
+async def publish_effects(
+    pipeline: Pipeline, effects: Effects, headers: dict[str, bytes] | None
+) -> None:
+    topics = pipeline.topics
+    for request_id, cause in effects.aborted.items():
+        pipeline.tables.aborted[request_id] = cause
+    for item in effects.work:
+        await topics.work.send(key=work_key(item), value=item, headers=headers)
+    for control in effects.control:
+        await topics.control.send(key=control.experiment_id, value=control, headers=headers)
+    for status in effects.status:
+        log.info(
+            "request %s experiment %s: %s: %s",
+            status.request_id,
+            status.experiment_id,
+            status.state.value,
+            status.message,
+        )
+        await topics.status.send(key=status.experiment_id, value=status, headers=headers)
+
+
+def _trace_headers(event: EventT) -> dict[str, bytes] | None:
+    headers = inject(extract(event.headers))
+    return headers or None

@@ -1,0 +1,148 @@
+"""The app factory: builds a Faust app with its topics, tables, agents and web views.
+
+    >>> from config import Settings
+    >>> pipeline = create_app(Settings())          # doctest: +SKIP
+    >>> pipeline.app.main()                         # doctest: +SKIP  (``faust worker`` style)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import faust
+from mode import Service
+
+from config import Settings
+from streams.agents import register_agents
+from streams.coordinator import Coordinator, PagingPolicy
+from streams.execution import TaskRunner
+from streams.metrics import Metrics
+from streams.phoenix import PhoenixClient, RetryPolicy
+from streams.registry import TaskRegistry, default_tasks
+from streams.tables import Tables, declare_tables
+from streams.topics import Topics, declare_topics
+from streams.tracing import Tracing
+from streams.views import register_views
+
+
+class Role(StrEnum):
+    """Which agents a worker process runs."""
+
+    ALL = "all"
+    TASKS = "tasks"
+    COORDINATOR = "coordinator"
+
+
+@dataclass
+class Pipeline:
+    """A configured app and everything its agents share."""
+
+    settings: Settings
+    app: faust.App
+    topics: Topics
+    tables: Tables
+    phoenix: PhoenixClient
+    tracing: Tracing
+    runner: TaskRunner
+    coordinator: Coordinator
+    metrics: Metrics = field(default_factory=Metrics)
+    local_aborts: set[str] = field(default_factory=set)
+
+    def is_aborted(self, request_id: str) -> bool:
+        return request_id in self.local_aborts or request_id in self.tables.aborted
+
+
+class _Resources(Service):
+    """Closes the HTTP client and flushes spans when the app stops."""
+
+    def __init__(self, pipeline: Pipeline, **kwargs: object) -> None:
+        self.pipeline = pipeline
+        super().__init__(**kwargs)
+
+    async def on_stop(self) -> None:
+        self.pipeline.tracing.flush()
+        self.pipeline.tracing.shutdown()
+        self.pipeline.runner.close()
+        await self.pipeline.phoenix.aclose()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    tasks: TaskRegistry | None = None,
+    role: Role = Role.ALL,
+    web: bool = True,
+) -> Pipeline:
+    """Build the app for ``settings``; ``tasks`` defaults to the ``@task`` registry."""
+    tasks = tasks if tasks is not None else default_tasks
+    datadir = settings.data_dir / settings.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_broker_url,
+        store="memory://",
+        autodiscover=False,
+        datadir=str(datadir),
+        topic_partitions=settings.control_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=settings.max_message_bytes + 65536,
+        web_enabled=web,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        table_standby_replicas=0,
+    )
+    topics = declare_topics(app, settings)
+    tables = declare_tables(app, settings)
+    phoenix = PhoenixClient(
+        settings.phoenix_base_url,
+        headers=settings.phoenix_headers,
+        timeout=settings.http_timeout_seconds,
+        retry=RetryPolicy(
+            max_attempts=settings.http_max_attempts,
+            initial_backoff=settings.http_backoff_initial_seconds,
+            max_backoff=settings.http_backoff_max_seconds,
+        ),
+        max_connections=settings.http_max_connections,
+    )
+    tracing = Tracing.for_phoenix(
+        settings.phoenix_base_url, settings.phoenix_headers, enabled=settings.tracing_enabled
+    )
+    pipeline = Pipeline(
+        settings=settings,
+        app=app,
+        topics=topics,
+        tables=tables,
+        phoenix=phoenix,
+        tracing=tracing,
+        runner=TaskRunner(
+            phoenix,
+            tasks,
+            tracing,
+            timeout=settings.task_timeout_seconds,
+            threads=settings.task_concurrency,
+        ),
+        coordinator=Coordinator(
+            phoenix,
+            tasks,
+            tables.summaries,
+            tables.lanes,
+            PagingPolicy(
+                page_size=settings.page_size,
+                max_in_flight=settings.max_in_flight_per_request,
+                progress_every=settings.progress_every,
+            ),
+        ),
+    )
+    register_agents(
+        pipeline,
+        tasks=role in (Role.ALL, Role.TASKS),
+        coordinator=role in (Role.ALL, Role.COORDINATOR),
+    )
+    if web:
+        register_views(pipeline)
+    app.add_dependency(_Resources(pipeline))
+    return pipeline

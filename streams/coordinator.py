@@ -1,0 +1,333 @@
+"""The pager and request state machine: what to do with each control event. No Kafka here.
+
+One coordinator owns each experiment (control events are keyed by experiment id), so it can
+serialise requests per experiment: a request that arrives while another request for the same
+experiment is active waits in that experiment's queue and starts when the first ends. No
+pair is then run twice by two requests, and the later request sees exactly what the first
+left undone (its failed pairs are retried once more, as a new resume would).
+
+Paging is itself a stream of events: each ``FetchPage`` fetches one page of
+``incomplete-runs`` and publishes its pairs as work items. The next page is requested only
+while the request has fewer than ``max_in_flight`` unfinished pairs, so a huge experiment
+neither floods the work topic nor blocks other requests on the same coordinator.
+
+The Faust agent applies the returned :class:`Effects`; tests call :meth:`Coordinator.handle`
+directly with dictionaries for tables and a fake Phoenix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from streams.events import (
+    Activate,
+    ControlEvent,
+    FetchPage,
+    Outcome,
+    RequestState,
+    ResumeRequest,
+    RunOutcome,
+    StartRequest,
+    StatusEvent,
+    WorkItem,
+)
+from streams.phoenix import PhoenixClient, PhoenixError
+from streams.phoenix.links import dataset_experiments_url, experiment_url
+from streams.registry import TaskRegistry
+from streams.summary import Summary
+
+
+class Lane(BaseModel):
+    """Per experiment: the active request and the requests waiting behind it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    active: str | None = None
+    queue: tuple[str, ...] = ()
+    recent: tuple[str, ...] = ()  # the latest requests of the experiment, newest last
+
+    def remember(self, request_id: str, keep: int = 20) -> Lane:
+        return self.model_copy(update={"recent": (*self.recent, request_id)[-keep:]})
+
+
+@dataclass
+class Effects:
+    """What the agent must publish after handling one control event."""
+
+    work: list[WorkItem] = field(default_factory=list)
+    control: list[ControlEvent] = field(default_factory=list)
+    status: list[StatusEvent] = field(default_factory=list)
+    aborted: dict[str, str] = field(default_factory=dict)  # request id -> cause
+
+
+@dataclass(frozen=True)
+class PagingPolicy:
+    page_size: int = 50
+    max_in_flight: int = 1000
+    progress_every: int = 25
+
+
+class Coordinator:
+    """Handles control events for the experiments this worker owns."""
+
+    def __init__(
+        self,
+        phoenix: PhoenixClient,
+        tasks: TaskRegistry,
+        summaries: MutableMapping[str, Summary],
+        lanes: MutableMapping[str, Lane],
+        policy: PagingPolicy,
+    ) -> None:
+        self.phoenix = phoenix
+        self.tasks = tasks
+        self.summaries = summaries
+        self.lanes = lanes
+        self.policy = policy
+
+    async def handle(self, event: ControlEvent) -> Effects:
+        effects = Effects()
+        if isinstance(event, StartRequest):
+            await self._on_start(event.request, effects)
+        elif isinstance(event, Activate):
+            await self._on_activate(event, effects)
+        elif isinstance(event, FetchPage):
+            await self._on_fetch_page(event, effects)
+        elif isinstance(event, RunOutcome):
+            await self._on_outcome(event, effects)
+        return effects
+
+    # --- requests ---
+
+    async def _on_start(self, request: ResumeRequest, effects: Effects) -> None:
+        if request.request_id in self.summaries:
+            return  # a redelivered request: it already has its summary
+        summary = Summary.for_request(request)
+        lane = (self.lanes.get(request.experiment_id) or Lane()).remember(request.request_id)
+        self.lanes[request.experiment_id] = lane
+        if request.task not in self.tasks:
+            self._finish(
+                summary.with_state(
+                    RequestState.REJECTED,
+                    f"unknown task {request.task!r}; this deployment has: "
+                    f"{', '.join(self.tasks.names()) or 'none'}",
+                ),
+                effects,
+                release=False,
+            )
+            return
+        if request.evaluators:
+            self._finish(
+                summary.with_state(
+                    RequestState.REJECTED,
+                    "evaluators are not supported by this deployment yet: "
+                    + ", ".join(request.evaluators),
+                ),
+                effects,
+                release=False,
+            )
+            return
+        if lane.active is not None:
+            summary = summary.model_copy(update={"queued_behind": lane.active})
+            self.summaries[summary.request_id] = summary
+            self.lanes[request.experiment_id] = lane.model_copy(
+                update={"queue": (*lane.queue, request.request_id)}
+            )
+            self._status(summary, f"queued behind request {lane.active}", effects)
+            return
+        self.lanes[request.experiment_id] = lane.model_copy(update={"active": request.request_id})
+        await self._activate(summary, effects)
+
+    async def _on_activate(self, event: Activate, effects: Effects) -> None:
+        summary = self.summaries.get(event.request_id)
+        lane = self.lanes.get(event.experiment_id) or Lane()
+        if summary is None or summary.state is not RequestState.QUEUED:
+            return
+        if lane.active != event.request_id:
+            return
+        await self._activate(summary, effects)
+
+    async def _activate(self, summary: Summary, effects: Effects) -> None:
+        try:
+            info = await self.phoenix.get_experiment(summary.experiment_id)
+        except PhoenixError as exc:
+            self._finish(summary.with_state(RequestState.FAILED, str(exc)), effects)
+            return
+        base = self.phoenix.base_url
+        summary = summary.model_copy(
+            update={
+                "state": RequestState.PAGING,
+                "started_at": summary.started_at or summary.created_at,
+                "incomplete_at_start": info.incomplete_runs,
+                "project_name": info.project_name,
+                "dataset_id": info.dataset_id,
+                "dataset_experiments_url": dataset_experiments_url(base, info.dataset_id),
+                "experiment_url": experiment_url(base, info.dataset_id, info.id),
+                "queued_behind": None,
+            }
+        )
+        if info.incomplete_runs <= 0:
+            self._finish(
+                summary.with_state(RequestState.COMPLETE, paging_finished=True),
+                effects,
+                message="No incomplete runs found. Experiment is already complete.",
+            )
+            return
+        self.summaries[summary.request_id] = summary
+        self._status(
+            summary,
+            f"Resuming experiment with {info.incomplete_runs} incomplete runs. "
+            f"View dataset experiments: {summary.dataset_experiments_url} "
+            f"View this experiment: {summary.experiment_url}",
+            effects,
+        )
+        await self._page(summary, effects)
+
+    # --- paging ---
+
+    async def _on_fetch_page(self, event: FetchPage, effects: Effects) -> None:
+        summary = self.summaries.get(event.request_id)
+        if summary is None or summary.is_final or summary.paging_finished:
+            return
+        if event.cursor != summary.cursor:
+            return  # a stale or duplicated page event; the summary knows where paging is
+        await self._page(summary, effects)
+
+    async def _page(self, summary: Summary, effects: Effects) -> None:
+        try:
+            page = await self.phoenix.incomplete_runs(
+                summary.experiment_id, cursor=summary.cursor, limit=self.policy.page_size
+            )
+        except PhoenixError as exc:
+            self._finish(summary.with_state(RequestState.FAILED, str(exc)), effects)
+            return
+        count = 0
+        for incomplete in page.data:
+            example = incomplete.dataset_example.to_example()
+            for repetition in incomplete.repetition_numbers:
+                effects.work.append(
+                    WorkItem(
+                        request_id=summary.request_id,
+                        experiment_id=summary.experiment_id,
+                        task=summary.task,
+                        example=example,
+                        repetition=repetition,
+                        stop_on_first_error=summary.stop_on_first_error,
+                        project_name=summary.project_name,
+                        team=summary.team,
+                    )
+                )
+                count += 1
+        next_cursor = page.next_cursor if page.data else None
+        summary = summary.published_page(count, next_cursor)
+        if not summary.paging_finished:
+            if summary.in_flight < self.policy.max_in_flight:
+                effects.control.append(
+                    FetchPage(
+                        request_id=summary.request_id,
+                        experiment_id=summary.experiment_id,
+                        cursor=next_cursor,
+                    )
+                )
+            else:
+                summary = summary.model_copy(update={"page_pending": True})
+        self.summaries[summary.request_id] = summary
+        if summary.all_finished:
+            await self._complete(summary, effects)
+        elif summary.paging_finished:
+            self._status(summary, f"paging finished: {summary.published} pairs published", effects)
+
+    # --- outcomes ---
+
+    async def _on_outcome(self, event: RunOutcome, effects: Effects) -> None:
+        summary = self.summaries.get(event.request_id)
+        if summary is None:
+            return
+        summary = summary.counted(event.outcome)
+        if (
+            event.outcome is Outcome.FAILED
+            and summary.stop_on_first_error
+            and not summary.is_final
+        ):
+            cause = (
+                f"aborted on first error: example {event.example_id} repetition "
+                f"{event.repetition} failed: {event.error}"
+            )
+            effects.aborted[summary.request_id] = cause
+            self._finish(
+                summary.with_state(
+                    RequestState.ABORTED,
+                    cause,
+                    aborted_example_id=event.example_id,
+                    aborted_repetition=event.repetition,
+                ),
+                effects,
+            )
+            return
+        if summary.is_final:
+            self.summaries[summary.request_id] = summary  # late outcomes still count
+            return
+        if summary.page_pending and summary.in_flight <= self.policy.max_in_flight // 2:
+            summary = summary.model_copy(update={"page_pending": False})
+            effects.control.append(
+                FetchPage(
+                    request_id=summary.request_id,
+                    experiment_id=summary.experiment_id,
+                    cursor=summary.cursor,
+                )
+            )
+        self.summaries[summary.request_id] = summary
+        if summary.all_finished:
+            await self._complete(summary, effects)
+        elif summary.finished % self.policy.progress_every == 0:
+            self._status(summary, "progress", effects)
+
+    async def _complete(self, summary: Summary, effects: Effects) -> None:
+        message = (
+            f"Task runs completed: {summary.succeeded} succeeded, {summary.failed} failed, "
+            f"{summary.already_done} already done"
+        )
+        if summary.failed:
+            message += f". Warning: {summary.failed} out of {summary.finished} runs failed."
+        self._finish(summary.with_state(RequestState.COMPLETE), effects, message=message)
+
+    # --- bookkeeping ---
+
+    def _finish(
+        self,
+        summary: Summary,
+        effects: Effects,
+        *,
+        message: str | None = None,
+        release: bool = True,
+    ) -> None:
+        self.summaries[summary.request_id] = summary
+        self._status(summary, message or summary.cause or summary.state.value, effects)
+        if release:
+            self._release(summary, effects)
+
+    def _release(self, summary: Summary, effects: Effects) -> None:
+        """The experiment's active request ended: start the next queued one, if any."""
+        lane = self.lanes.get(summary.experiment_id) or Lane()
+        if lane.active != summary.request_id:
+            return
+        if not lane.queue:
+            self.lanes[summary.experiment_id] = lane.model_copy(update={"active": None})
+            return
+        nxt, rest = lane.queue[0], lane.queue[1:]
+        self.lanes[summary.experiment_id] = lane.model_copy(update={"active": nxt, "queue": rest})
+        # Through the topic, so starting the next request is an event of its own.
+        effects.control.append(Activate(request_id=nxt, experiment_id=summary.experiment_id))
+
+    def _status(self, summary: Summary, message: str, effects: Effects) -> None:
+        effects.status.append(
+            StatusEvent(
+                request_id=summary.request_id,
+                experiment_id=summary.experiment_id,
+                state=summary.state,
+                message=message,
+                summary=summary.public(),
+            )
+        )

@@ -1,0 +1,180 @@
+"""Event contracts: the pydantic models carried by every topic, each with a schema version.
+
+Public topics (other teams read or write them): ``requests`` (:class:`ResumeRequest`),
+``completed-runs`` (:class:`CompletedRun`) and ``status`` (:class:`StatusEvent`). The
+``control`` topic (:data:`ControlEvent`) and ``work`` topic (:class:`WorkItem`) are internal.
+
+    >>> req = ResumeRequest(experiment_id="RXhwZXJpbWVudDox", task="answer")
+    >>> req.schema_version, req.stop_on_first_error
+    (1, False)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+#: Phoenix global ids are short base64 strings; bound them so a bad request cannot be huge.
+Identifier = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9+/=_:.-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Contract(BaseModel):
+    """Base of every event: strict about unknown fields, versioned, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class ResumeRequest(Contract):
+    """Ask the deployment to finish an experiment (published to ``requests``, keyed by experiment)."""
+
+    request_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = (
+        Field(default_factory=new_request_id)
+    )
+    experiment_id: Identifier
+    task: Name
+    evaluators: tuple[Name, ...] = Field(default=(), max_length=50)
+    stop_on_first_error: bool = False
+    team: Name | None = None
+    requested_at: datetime = Field(default_factory=utcnow)
+
+
+class Example(BaseModel):
+    """A dataset example as the task and evaluators see it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Identifier
+    input: Any = None
+    output: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkItem(Contract):
+    """One (example, repetition) pair of one request, to run the task on."""
+
+    request_id: str
+    experiment_id: Identifier
+    task: Name
+    example: Example
+    repetition: int = Field(ge=1)
+    stop_on_first_error: bool = False
+    project_name: str | None = None
+    team: Name | None = None
+
+
+class CompletedRun(Contract):
+    """A run this deployment recorded in Phoenix (public, keyed by experiment id)."""
+
+    request_id: str
+    experiment_id: Identifier
+    dataset_example_id: Identifier
+    repetition: int = Field(ge=1)
+    run_id: str
+    task: Name
+    example: Example
+    output: Any = None
+    error: str | None = None
+    start_time: datetime
+    end_time: datetime
+    trace_id: str | None = None
+    team: Name | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+class Outcome(StrEnum):
+    """How one work item ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ALREADY_DONE = "already_done"
+    SKIPPED = "skipped"
+
+
+class RequestState(StrEnum):
+    """Lifecycle of a request; the last four are final."""
+
+    QUEUED = "queued"
+    PAGING = "paging"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset(
+    {RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED}
+)
+
+
+# --- internal control events, keyed by experiment id so one coordinator owns an experiment ---
+
+
+class StartRequest(Contract):
+    type: Literal["start"] = "start"
+    request: ResumeRequest
+
+
+class Activate(Contract):
+    """Start a queued request whose turn has come (the previous request of its experiment ended)."""
+
+    type: Literal["activate"] = "activate"
+    request_id: str
+    experiment_id: Identifier
+
+
+class FetchPage(Contract):
+    type: Literal["page"] = "page"
+    request_id: str
+    experiment_id: Identifier
+    cursor: str | None = None
+
+
+class RunOutcome(Contract):
+    type: Literal["outcome"] = "outcome"
+    request_id: str
+    experiment_id: Identifier
+    example_id: Identifier
+    repetition: int = Field(ge=1)
+    outcome: Outcome
+    error: str | None = None
+
+
+ControlEvent = Annotated[
+    StartRequest | Activate | FetchPage | RunOutcome, Field(discriminator="type")
+]
+
+
+class StatusEvent(Contract):
+    """A lifecycle change or progress tick of a request (public, keyed by experiment id)."""
+
+    request_id: str
+    experiment_id: str
+    state: RequestState
+    message: str
+    summary: dict[str, Any]
+    at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,74 @@
+"""The changelog-backed tables: request summaries, per-experiment lanes, aborted requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import faust
+from faust.types import TableT
+from pydantic import BaseModel
+
+from config import Settings
+from streams.coordinator import Lane
+from streams.summary import Summary
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelTable(MutableMapping[str, M], Generic[M]):
+    """A Faust table seen as a mapping of pydantic models.
+
+    Faust derives a table's changelog serializer from Faust records only, so the table itself
+    holds JSON-ready dicts; this view converts at the edge.
+    """
+
+    def __init__(self, table: TableT, model: type[M]) -> None:
+        self.table = table
+        self.model = model
+
+    def __getitem__(self, key: str) -> M:
+        return self.model.model_validate(self.table[key])
+
+    def get(self, key: str, default: M | None = None) -> M | None:  # type: ignore[override]
+        raw = self.table.get(key)
+        return default if raw is None else self.model.model_validate(raw)
+
+    def __setitem__(self, key: str, value: M) -> None:
+        self.table[key] = value.model_dump(mode="json")
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+@dataclass(frozen=True)
+class Tables:
+    #: request id -> Summary; written by the coordinator, keyed consistently with ``control``.
+    summaries: ModelTable[Summary]
+    #: experiment id -> Lane (active request, queue, recent requests).
+    lanes: ModelTable[Lane]
+    #: request id -> abort cause; global, so every task worker skips an aborted request's items.
+    aborted: TableT
+
+
+def declare_tables(app: faust.App, settings: Settings) -> Tables:
+    # Tables are written from the coordinator agent, whose events come from ``control``:
+    # their changelogs need the same partition count.
+    partitions = settings.control_partitions
+    return Tables(
+        summaries=ModelTable(
+            app.Table("summaries", key_type=str, partitions=partitions), Summary
+        ),
+        lanes=ModelTable(app.Table("lanes", key_type=str, partitions=partitions), Lane),
+        aborted=app.GlobalTable("aborted", key_type=str, value_type=str, partitions=partitions),
+    )

@@ -1,0 +1,51 @@
+"""The topics of the pipeline, declared on an app with their value codecs and partition counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+from faust.types import TopicT
+
+from config import Settings
+from streams.codec import PydanticCodec
+from streams.events import CompletedRun, ControlEvent, ResumeRequest, StatusEvent, WorkItem
+
+
+@dataclass(frozen=True)
+class Topics:
+    requests: TopicT
+    control: TopicT
+    work: TopicT
+    completed_runs: TopicT
+    status: TopicT
+    dead_letters: TopicT
+
+
+def codec_for(model: object, settings: Settings) -> PydanticCodec:
+    return PydanticCodec(model, max_bytes=settings.max_message_bytes)
+
+
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    """Declare every topic; Faust creates them with these partition counts when missing."""
+    names = settings.topics
+
+    def topic(name: str, model: object, partitions: int) -> TopicT:
+        return app.topic(
+            name,
+            key_type=str,
+            value_type=None,
+            value_serializer=codec_for(model, settings) if model is not None else "raw",
+            partitions=partitions,
+            replicas=settings.topic_replication,
+            internal=True,
+        )
+
+    return Topics(
+        requests=topic(names.requests, ResumeRequest, settings.control_partitions),
+        control=topic(names.control, ControlEvent, settings.control_partitions),
+        work=topic(names.work, WorkItem, settings.work_partitions),
+        completed_runs=topic(names.completed_runs, CompletedRun, settings.event_partitions),
+        status=topic(names.status, StatusEvent, settings.event_partitions),
+        dead_letters=topic(names.dead_letters, None, settings.event_partitions),
+    )

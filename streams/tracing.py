@@ -1,0 +1,126 @@
+"""OpenTelemetry for the stream: one tracer provider per Phoenix project, W3C context in Kafka headers.
+
+Spans are exported over OTLP/HTTP to the Phoenix server, into the experiment's project (the
+``openinference.project.name`` resource attribute), with batch export flushed on shutdown.
+Each run gets a trace of its own, as with Phoenix's clients, so the trace linked from a run
+shows that run only; the run's span *links* to the request's context carried in the work
+item's ``traceparent`` header, and the completed-run event carries the run's own context on.
+
+    >>> headers = {"traceparent": b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    >>> format(span_context_of(extract(headers)).trace_id, "032x")
+    '0af7651916cd43dd8448eb211c80319c'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import Link, Span, SpanContext, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+PROJECT_ATTRIBUTE = "openinference.project.name"
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+HeadersArg = Mapping[str, bytes] | list[tuple[str, bytes]] | None
+
+
+def extract(headers: HeadersArg) -> Context:
+    """The trace context carried by Kafka message headers (empty context when none)."""
+    carrier: dict[str, str] = {}
+    items = headers.items() if isinstance(headers, Mapping) else (headers or [])
+    for key, value in items:
+        if key in ("traceparent", "tracestate") and value is not None:
+            carrier[key] = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    return _PROPAGATOR.extract(carrier)
+
+
+def inject(context: Context | None = None) -> dict[str, bytes]:
+    """Kafka headers carrying ``context`` (default: the current one)."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=context)
+    return {key: value.encode("ascii") for key, value in carrier.items()}
+
+
+def span_context_of(context: Context) -> SpanContext:
+    return trace.get_current_span(context).get_span_context()
+
+
+def links_to(context: Context) -> list[Link]:
+    """A link to the span in ``context``, when it carries one."""
+    span_context = span_context_of(context)
+    return [Link(span_context)] if span_context.is_valid else []
+
+
+def trace_id_hex(span: Span) -> str | None:
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def new_root_context() -> Context:
+    """A fresh, non-recording trace context for a request published from outside any trace."""
+    ids = RandomIdGenerator()
+    span_context = SpanContext(
+        trace_id=ids.generate_trace_id(),
+        span_id=ids.generate_span_id(),
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+
+
+def as_attribute(value: Any) -> str:
+    """OpenInference ``*.value`` attributes are JSON text."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class Tracing:
+    """Tracer providers per Phoenix project, created on first use and flushed on shutdown."""
+
+    def __init__(
+        self, endpoint: str, headers: Mapping[str, str] | None = None, *, enabled: bool = True
+    ) -> None:
+        self.endpoint = endpoint
+        self._headers = dict(headers or {})
+        self.enabled = enabled
+        self._providers: dict[str, TracerProvider] = {}
+
+    @classmethod
+    def for_phoenix(
+        cls, base_url: str, headers: Mapping[str, str] | None, *, enabled: bool = True
+    ) -> Tracing:
+        return cls(f"{base_url.rstrip('/')}/v1/traces", headers, enabled=enabled)
+
+    def tracer(self, project_name: str | None) -> Tracer | None:
+        """The tracer for a project, or None when tracing is off or there is no project."""
+        if not self.enabled or not project_name:
+            return None
+        provider = self._providers.get(project_name)
+        if provider is None:
+            provider = TracerProvider(resource=Resource.create({PROJECT_ATTRIBUTE: project_name}))
+            exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=self._headers)
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+            self._providers[project_name] = provider
+        return provider.get_tracer("phoenix-resume-stream")
+
+    def flush(self, timeout_millis: int = 10_000) -> None:
+        for provider in self._providers.values():
+            provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        for provider in self._providers.values():
+            provider.shutdown()
+        self._providers.clear()

@@ -9,9 +9,10 @@ this process; those topics are deleted when the run ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -19,7 +20,7 @@ import faust
 from config import Settings
 from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchError
 from producers.kafka import RequestPublisher, StatusFollower, delete_topics, ensure_topics
-from streams.app import create_app
+from streams.app import Pipeline, create_app
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.registry import TaskRegistry
 
@@ -35,6 +36,43 @@ def isolated(settings: Settings) -> Settings:
             "topic_prefix": f"{settings.topic_prefix}run-{run_id}.",
         }
     )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
+    """Run ``pipeline``'s agents on the current event loop for the duration of the block."""
+    await ensure_topics(pipeline.settings)
+    worker = faust.Worker(
+        pipeline.app,
+        loop=asyncio.get_running_loop(),
+        quiet=True,
+        daemon=False,
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    worker.spinner = None  # no terminal spinner inside someone else's process
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+
+
+async def publish_and_follow(
+    settings: Settings,
+    request: ResumeRequest,
+    on_status: Callable[[StatusEvent], None] | None = None,
+) -> StatusEvent:
+    """Publish ``request`` and return its final status event."""
+    final: StatusEvent | None = None
+    async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
+        await publisher.publish(request)
+        async for status in follower.follow(request.request_id):
+            if on_status is not None:
+                on_status(status)
+            final = status
+    assert final is not None  # follow() only returns after a final event
+    return final
 
 
 async def run_request(
@@ -53,33 +91,16 @@ async def run_request(
     if private:
         settings = isolated(settings)
     pipeline = create_app(settings, tasks=tasks, web=False)
-    await ensure_topics(settings)
-    worker = faust.Worker(
-        pipeline.app,
-        loop=asyncio.get_running_loop(),
-        quiet=True,
-        daemon=False,
-        override_logging=False,
-        redirect_stdouts=False,
-    )
-    final: StatusEvent | None = None
     try:
-        await worker.start()
-        async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
-            await publisher.publish(request)
-            async for status in follower.follow(request.request_id):
-                if on_status is not None:
-                    on_status(status)
-                final = status
+        async with running_worker(pipeline):
+            final = await publish_and_follow(settings, request, on_status)
     finally:
-        await worker.stop()
         if private:
             try:
                 # Our topics, and the tables' changelogs, which Faust names after the app id.
                 await delete_topics(settings, (settings.topic_prefix, f"{settings.app_id}-"))
             except Exception as exc:  # the run's result stands; say what was left behind
                 log.warning("could not delete the run's topics (%s): %s", settings.topic_prefix, exc)
-    assert final is not None
     return raise_for_final(final)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,9 @@ class TaskRunner:
             ctx = contextvars.copy_context()
             call = loop.run_in_executor(self._threads, ctx.run, bound)
         try:
-            return await asyncio.wait_for(call, self.timeout)
+            result = await asyncio.wait_for(call, self.timeout)
+            if inspect.isawaitable(result):  # a sync function that returned a coroutine
+                result = await asyncio.wait_for(result, self.timeout)
+            return result
         except TimeoutError:
             raise TimeoutError(f"task timed out after {self.timeout:g} s") from None

@@ -55,7 +55,10 @@ class RegisteredTask:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+        fn = self.fn
+        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # a callable object with ``async def __call__``
+        )
 
     def arguments(self, example: Example) -> dict[str, Any]:
         """The keyword arguments this task gets for an example."""

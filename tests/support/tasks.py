@@ -1,0 +1,28 @@
+"""Tasks for tests and the demo, importable as MODULE:FUNC by the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+
+from streams.registry import task
+
+
+@task("upper")
+async def upper(input: dict) -> dict:
+    """Answer in capitals after a short pause."""
+    await asyncio.sleep(0.005)
+    return {"answer": str(input.get("question", "")).upper()}
+
+
+def fails_on_multiples_of_four(input: dict, expected: dict) -> dict:
+    """Fail for every example whose ``n`` is a multiple of four (sync, runs in a thread)."""
+    if input["n"] % 4 == 0:
+        raise ValueError(f"cannot answer {input['question']}")
+    return {"answer": expected["answer"]}
+
+
+def fails_on_example_three(input: dict) -> dict:
+    """Fail for the example with ``n == 3`` only."""
+    if input["n"] == 3:
+        raise RuntimeError("example three is poison")
+    return {"ok": True}

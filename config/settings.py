@@ -22,6 +22,7 @@ class TopicNames(BaseModel):
     requests: str
     control: str
     work: str
+    evaluations: str
     completed_runs: str
     status: str
     dead_letters: str
@@ -58,7 +59,12 @@ class Settings(BaseSettings):
     """Everything configurable, with defaults that run against the local stack."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RESUME_", extra="ignore", populate_by_name=True, frozen=True
+        env_prefix="RESUME_",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        # A malformed value may hold a credential: errors name the field, never echo it.
+        hide_input_in_errors=True,
     )
 
     # --- Phoenix (same names as Phoenix's own clients) ---
@@ -100,7 +106,11 @@ class Settings(BaseSettings):
     )
     task_concurrency: int = Field(default=5, ge=1, le=1000)
     task_timeout_seconds: float = Field(default=300.0, gt=0)
-    task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    task_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Modules imported by workers for their @task/@evaluator."
+    )
+    evaluator_concurrency: int = Field(default=5, ge=1, le=1000)
+    evaluator_timeout_seconds: float = Field(default=300.0, gt=0)
     progress_every: int = Field(
         default=25, ge=1, description="Emit a progress status event every N finished pairs."
     )
@@ -176,6 +186,7 @@ class Settings(BaseSettings):
             requests=f"{p}requests",
             control=f"{p}control",
             work=f"{p}work",
+            evaluations=f"{p}evaluations",
             completed_runs=f"{p}completed-runs",
             status=f"{p}status",
             dead_letters=f"{p}dead-letters",

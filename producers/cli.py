@@ -1,4 +1,4 @@
-"""The ``phoenix-resume`` command line: worker, request, run, status.
+"""The ``phoenix-resume`` command line: worker, request, run, evaluate, status.
 
 Exit status: 0 when the request completed (failed runs recorded without abort count as
 complete), 1 when it was aborted, failed or rejected, 2 for bad usage or configuration.
@@ -22,6 +22,7 @@ from producers.errors import ResumeError
 from producers.kafka import RequestPublisher, StatusFollower, ensure_topics
 from producers.progress import ProgressPrinter, format_summary
 from producers.runner import raise_for_final, run_request
+from streams.evaluators import default_evaluators, resolve_evaluator_reference
 from streams.events import ResumeRequest
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", help="run the long-lived worker (agents and web server)")
-    worker.add_argument("--role", choices=["all", "tasks", "coordinator"], default="all")
+    worker.add_argument("--role", choices=["all", "tasks", "evaluators"], default="all")
     worker.add_argument(
         "--task-module", action="append", default=[], help="import MODULE for its @task functions"
     )
@@ -51,9 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="resume in this process (one-shot, like the seed)")
     run.add_argument("experiment_id")
     run.add_argument("--task", required=True, help="MODULE:FUNC")
-    run.add_argument("--evaluator", action="append", default=[], help="MODULE:FUNC")
+    run.add_argument("--evaluator", action="append", default=[], help="MODULE:FUNC (repeatable)")
     run.add_argument("--concurrency", type=int, default=5)
     run.add_argument("--stop-on-first-error", action="store_true")
+
+    evaluate = sub.add_parser(
+        "evaluate", help="run evaluators where evaluations are missing (one-shot, like the seed)"
+    )
+    evaluate.add_argument("experiment_id")
+    evaluate.add_argument("--evaluator", action="append", required=True, help="MODULE:FUNC")
+    evaluate.add_argument("--concurrency", type=int, default=5)
+    evaluate.add_argument("--stop-on-first-error", action="store_true")
 
     status = sub.add_parser("status", help="print the summary of an experiment's requests")
     status.add_argument("experiment_id")
@@ -68,7 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"phoenix-resume: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    command = {"worker": _worker, "request": _request, "run": _run, "status": _status}
+    command = {
+        "worker": _worker,
+        "request": _request,
+        "run": _run,
+        "evaluate": _run,
+        "status": _status,
+    }
     try:
         return command[args.command](args, settings)
     except (RegistryError, ValidationError) as exc:
@@ -127,18 +142,20 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.evaluator:
-        print("phoenix-resume: evaluators are not supported by this version yet", file=sys.stderr)
-        return EXIT_USAGE
+    """``run`` and ``evaluate``: a private worker in this process runs one request."""
     if args.concurrency < 1:
         print("phoenix-resume: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
-    task = resolve_reference(args.task, default_tasks)
-    settings = settings.model_copy(update={"task_concurrency": args.concurrency})
+    task = resolve_reference(args.task, default_tasks) if args.command == "run" else None
+    evaluators = [resolve_evaluator_reference(ref, default_evaluators) for ref in args.evaluator]
+    settings = settings.model_copy(
+        update={"task_concurrency": args.concurrency, "evaluator_concurrency": args.concurrency}
+    )
     request = ResumeRequest(
         experiment_id=args.experiment_id,
-        task=task.name,
+        task=task.name if task is not None else None,
+        evaluators=tuple(e.name for e in evaluators),
         stop_on_first_error=args.stop_on_first_error,
     )
     summary = asyncio.run(run_request(settings, request, on_status=ProgressPrinter()))

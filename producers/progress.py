@@ -65,6 +65,12 @@ def format_summary(s: dict[str, Any]) -> str:
         f"Already done: {s.get('already_done', 0)}",
         f"Skipped: {s.get('skipped', 0)}",
     ]
+    for name, counts in (s.get("evaluations") or {}).items():
+        lines.append(
+            f"Evaluator {name}: {counts.get('succeeded', 0)} succeeded, "
+            f"{counts.get('failed', 0)} failed"
+            + (f", {counts['already_done']} already done" if counts.get("already_done") else "")
+        )
     if s.get("dataset_experiments_url"):
         lines.append(f"View dataset experiments: {s['dataset_experiments_url']}")
     if s.get("experiment_url"):

@@ -22,6 +22,7 @@ from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchEr
 from producers.kafka import RequestPublisher, StatusFollower, delete_topics, ensure_topics
 from streams.app import Pipeline, create_app
 from streams.events import RequestState, ResumeRequest, StatusEvent
+from streams.evaluators import EvaluatorRegistry
 from streams.registry import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ async def run_request(
     request: ResumeRequest,
     *,
     tasks: TaskRegistry | None = None,
+    evaluators: EvaluatorRegistry | None = None,
     on_status: Callable[[StatusEvent], None] | None = None,
     private: bool = True,
 ) -> dict[str, Any]:
@@ -90,7 +92,7 @@ async def run_request(
     """
     if private:
         settings = isolated(settings)
-    pipeline = create_app(settings, tasks=tasks, web=False)
+    pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)
     try:
         async with running_worker(pipeline):
             final = await publish_and_follow(settings, request, on_status)

@@ -14,7 +14,15 @@ from faust.types import EventT, StreamT
 
 from streams.codec import Undecodable
 from streams.coordinator import Effects
-from streams.events import Outcome, RunOutcome, StartRequest, WorkItem
+from streams.events import (
+    CompletedRun,
+    EvaluationItem,
+    EvaluationOutcome,
+    Outcome,
+    RunOutcome,
+    StartRequest,
+    WorkItem,
+)
 from streams.phoenix import PhoenixError
 from streams.tracing import extract, inject
 
@@ -54,7 +62,9 @@ async def dead_letter(pipeline: Pipeline, event: EventT, bad: Undecodable) -> No
     )
 
 
-def register_agents(pipeline: Pipeline, *, tasks: bool = True, coordinator: bool = True) -> None:
+def register_agents(
+    pipeline: Pipeline, *, tasks: bool = True, coordinator: bool = True, evaluators: bool = True
+) -> None:
     app, topics, settings = pipeline.app, pipeline.topics, pipeline.settings
 
     if coordinator:
@@ -99,6 +109,82 @@ def register_agents(pipeline: Pipeline, *, tasks: bool = True, coordinator: bool
                     await dead_letter(pipeline, event, value)
                     continue
                 await run_work_item(pipeline, value, event)
+
+    if evaluators:
+
+        @app.agent(topics.completed_runs, name="evaluation-dispatch")
+        async def dispatch(stream: StreamT) -> None:
+            """Turn successful runs of requests with evaluators into evaluation work."""
+            async for event in stream.events():
+                value: Any = event.value
+                if isinstance(value, Undecodable):
+                    await dead_letter(pipeline, event, value)
+                    continue
+                item = evaluation_item_for(value)
+                if item is not None:
+                    await topics.evaluations.send(
+                        key=item.run_id, value=item, headers=_trace_headers(event)
+                    )
+
+        @app.agent(
+            topics.evaluations, name="evaluators", concurrency=settings.evaluator_concurrency
+        )
+        async def run_evaluators(stream: StreamT) -> None:
+            """Run the requested evaluators on each run and record the evaluations."""
+            async for event in stream.events():
+                value: Any = event.value
+                if isinstance(value, Undecodable):
+                    await dead_letter(pipeline, event, value)
+                    continue
+                await run_evaluation_item(pipeline, value, event)
+
+
+def evaluation_item_for(run: CompletedRun) -> EvaluationItem | None:
+    """The evaluation work a completed run asks for (none for failed runs or no evaluators)."""
+    if not run.succeeded or not run.evaluators:
+        return None
+    return EvaluationItem(
+        request_id=run.request_id,
+        experiment_id=run.experiment_id,
+        run_id=run.run_id,
+        repetition=run.repetition,
+        example=run.example,
+        output=run.output,
+        evaluators=run.evaluators,
+        stop_on_first_error=run.stop_on_first_error,
+        project_name=run.project_name,
+        team=run.team,
+    )
+
+
+async def run_evaluation_item(pipeline: Pipeline, item: EvaluationItem, event: EventT) -> None:
+    parent = extract(event.headers)
+    for name in item.evaluators:
+        error: str | None = None
+        if pipeline.is_aborted(item.request_id):
+            outcome = Outcome.SKIPPED
+        else:
+            try:
+                execution = await pipeline.evaluation_runner.run(item, name, parent)
+            except PhoenixError as exc:
+                outcome, error = Outcome.FAILED, f"evaluation could not be recorded in Phoenix: {exc}"
+                log.error("%s (request %s)", error, item.request_id)
+            else:
+                outcome, error = execution.outcome, execution.error
+            if outcome is Outcome.FAILED and item.stop_on_first_error:
+                pipeline.local_aborts.add(item.request_id)
+        pipeline.metrics.count_evaluation(outcome)
+        await pipeline.topics.control.send(
+            key=item.experiment_id,
+            value=EvaluationOutcome(
+                request_id=item.request_id,
+                experiment_id=item.experiment_id,
+                run_id=item.run_id,
+                evaluator=name,
+                outcome=outcome,
+                error=error,
+            ),
+        )
 
 
 async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> None:
@@ -161,6 +247,8 @@ async def publish_effects(
         pipeline.tables.aborted[request_id] = cause
     for item in effects.work:
         await topics.work.send(key=work_key(item), value=item, headers=headers)
+    for evaluation in effects.evaluations:
+        await topics.evaluations.send(key=evaluation.run_id, value=evaluation, headers=headers)
     for control in effects.control:
         await topics.control.send(key=control.experiment_id, value=control, headers=headers)
     for status in effects.status:

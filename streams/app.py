@@ -16,6 +16,8 @@ from mode import Service
 from config import Settings
 from streams.agents import register_agents
 from streams.coordinator import Coordinator, PagingPolicy
+from streams.evaluation import EvaluationRunner
+from streams.evaluators import EvaluatorRegistry, default_evaluators
 from streams.execution import TaskRunner
 from streams.metrics import Metrics
 from streams.phoenix import PhoenixClient, RetryPolicy
@@ -27,11 +29,11 @@ from streams.views import register_views
 
 
 class Role(StrEnum):
-    """Which agents a worker process runs."""
+    """Which agents a worker process runs: task workers also page and keep the summaries."""
 
     ALL = "all"
     TASKS = "tasks"
-    COORDINATOR = "coordinator"
+    EVALUATORS = "evaluators"
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Pipeline:
     phoenix: PhoenixClient
     tracing: Tracing
     runner: TaskRunner
+    evaluation_runner: EvaluationRunner
     coordinator: Coordinator
     metrics: Metrics = field(default_factory=Metrics)
     local_aborts: set[str] = field(default_factory=set)
@@ -64,6 +67,7 @@ class _Resources(Service):
         self.pipeline.tracing.flush()
         self.pipeline.tracing.shutdown()
         self.pipeline.runner.close()
+        self.pipeline.evaluation_runner.close()
         await self.pipeline.phoenix.aclose()
 
 
@@ -71,11 +75,13 @@ def create_app(
     settings: Settings,
     *,
     tasks: TaskRegistry | None = None,
+    evaluators: EvaluatorRegistry | None = None,
     role: Role = Role.ALL,
     web: bool = True,
 ) -> Pipeline:
-    """Build the app for ``settings``; ``tasks`` defaults to the ``@task`` registry."""
+    """Build the app for ``settings``; registries default to ``@task`` and ``@evaluator``."""
     tasks = tasks if tasks is not None else default_tasks
+    evaluators = evaluators if evaluators is not None else default_evaluators
     datadir = settings.data_dir / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -125,6 +131,14 @@ def create_app(
             timeout=settings.task_timeout_seconds,
             threads=settings.task_concurrency,
         ),
+        evaluation_runner=EvaluationRunner(
+            phoenix,
+            evaluators,
+            tracing,
+            tables.evaluated,
+            timeout=settings.evaluator_timeout_seconds,
+            threads=settings.evaluator_concurrency,
+        ),
         coordinator=Coordinator(
             phoenix,
             tasks,
@@ -135,12 +149,15 @@ def create_app(
                 max_in_flight=settings.max_in_flight_per_request,
                 progress_every=settings.progress_every,
             ),
+            evaluators,
+            tables.finished,
         ),
     )
     register_agents(
         pipeline,
         tasks=role in (Role.ALL, Role.TASKS),
-        coordinator=role in (Role.ALL, Role.COORDINATOR),
+        coordinator=role in (Role.ALL, Role.TASKS),
+        evaluators=role in (Role.ALL, Role.EVALUATORS),
     )
     if web:
         register_views(pipeline)

@@ -22,11 +22,15 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
+from streams.evaluators import EvaluatorRegistry
 from streams.events import (
     Activate,
     ControlEvent,
+    EvaluationItem,
+    EvaluationOutcome,
     FetchPage,
     Outcome,
+    PageKind,
     RequestState,
     ResumeRequest,
     RunOutcome,
@@ -58,6 +62,7 @@ class Effects:
     """What the agent must publish after handling one control event."""
 
     work: list[WorkItem] = field(default_factory=list)
+    evaluations: list[EvaluationItem] = field(default_factory=list)
     control: list[ControlEvent] = field(default_factory=list)
     status: list[StatusEvent] = field(default_factory=list)
     aborted: dict[str, str] = field(default_factory=dict)  # request id -> cause
@@ -80,9 +85,14 @@ class Coordinator:
         summaries: MutableMapping[str, Summary],
         lanes: MutableMapping[str, Lane],
         policy: PagingPolicy,
+        evaluators: EvaluatorRegistry | None = None,
+        finished: MutableMapping[str, str] | None = None,
     ) -> None:
         self.phoenix = phoenix
         self.tasks = tasks
+        self.evaluators = evaluators if evaluators is not None else EvaluatorRegistry()
+        #: "<request>/<pair or run/evaluator>" -> outcome, so a redelivered outcome counts once
+        self.finished: MutableMapping[str, str] = finished if finished is not None else {}
         self.summaries = summaries
         self.lanes = lanes
         self.policy = policy
@@ -97,6 +107,8 @@ class Coordinator:
             await self._on_fetch_page(event, effects)
         elif isinstance(event, RunOutcome):
             await self._on_outcome(event, effects)
+        elif isinstance(event, EvaluationOutcome):
+            await self._on_evaluation_outcome(event, effects)
         return effects
 
     # --- requests ---
@@ -107,27 +119,9 @@ class Coordinator:
         summary = Summary.for_request(request)
         lane = (self.lanes.get(request.experiment_id) or Lane()).remember(request.request_id)
         self.lanes[request.experiment_id] = lane
-        if request.task not in self.tasks:
-            self._finish(
-                summary.with_state(
-                    RequestState.REJECTED,
-                    f"unknown task {request.task!r}; this deployment has: "
-                    f"{', '.join(self.tasks.names()) or 'none'}",
-                ),
-                effects,
-                release=False,
-            )
-            return
-        if request.evaluators:
-            self._finish(
-                summary.with_state(
-                    RequestState.REJECTED,
-                    "evaluators are not supported by this deployment yet: "
-                    + ", ".join(request.evaluators),
-                ),
-                effects,
-                release=False,
-            )
+        problem = self._validate(request)
+        if problem is not None:
+            self._finish(summary.with_state(RequestState.REJECTED, problem), effects, release=False)
             return
         if lane.active is not None:
             summary = summary.model_copy(update={"queued_behind": lane.active})
@@ -139,6 +133,25 @@ class Coordinator:
             return
         self.lanes[request.experiment_id] = lane.model_copy(update={"active": request.request_id})
         await self._activate(summary, effects)
+
+    def _validate(self, request: ResumeRequest) -> str | None:
+        """Why this request cannot run, or None."""
+        if request.task is None and not request.evaluators:
+            return "nothing to do: the request names neither a task nor evaluators"
+        if request.task is not None and request.task not in self.tasks:
+            return (
+                f"unknown task {request.task!r}; this deployment has: "
+                f"{', '.join(self.tasks.names()) or 'none'}"
+            )
+        unknown = [e for e in request.evaluators if e not in self.evaluators]
+        if unknown:
+            return (
+                f"unknown evaluator(s) {', '.join(map(repr, unknown))}; this deployment has: "
+                f"{', '.join(self.evaluators.names()) or 'none'}"
+            )
+        if len(set(request.evaluators)) != len(request.evaluators):
+            return "an evaluator is named twice"
+        return None
 
     async def _on_activate(self, event: Activate, effects: Effects) -> None:
         summary = self.summaries.get(event.request_id)
@@ -168,32 +181,103 @@ class Coordinator:
                 "queued_behind": None,
             }
         )
-        if info.incomplete_runs <= 0:
+        runs_to_do = summary.task is not None and info.incomplete_runs > 0
+        if not runs_to_do and not summary.evaluators:
             self._finish(
                 summary.with_state(RequestState.COMPLETE, paging_finished=True),
                 effects,
                 message="No incomplete runs found. Experiment is already complete.",
             )
             return
+        # Without runs to do, run paging is over before it starts.
+        summary = summary.model_copy(update={"paging_finished": not runs_to_do})
         self.summaries[summary.request_id] = summary
+        if runs_to_do:
+            message = f"Resuming experiment with {info.incomplete_runs} incomplete runs."
+        else:
+            message = f"Resuming evaluations ({', '.join(summary.evaluators)})."
         self._status(
             summary,
-            f"Resuming experiment with {info.incomplete_runs} incomplete runs. "
-            f"View dataset experiments: {summary.dataset_experiments_url} "
+            f"{message} View dataset experiments: {summary.dataset_experiments_url} "
             f"View this experiment: {summary.experiment_url}",
             effects,
         )
-        await self._page(summary, effects)
+        if summary.evaluators:
+            # Evaluations of runs that succeeded before this request are paged first, so
+            # the runs this request adds (evaluated as they complete) are never listed twice.
+            await self._page_evaluations(summary, effects)
+        else:
+            await self._page(summary, effects)
 
     # --- paging ---
 
     async def _on_fetch_page(self, event: FetchPage, effects: Effects) -> None:
         summary = self.summaries.get(event.request_id)
-        if summary is None or summary.is_final or summary.paging_finished:
+        if summary is None or summary.is_final:
             return
-        if event.cursor != summary.cursor:
-            return  # a stale or duplicated page event; the summary knows where paging is
-        await self._page(summary, effects)
+        # A stale or duplicated page event is ignored: the summary knows where paging is.
+        if event.kind is PageKind.EVALUATIONS:
+            if not summary.eval_paging_finished and event.cursor == summary.eval_cursor:
+                await self._page_evaluations(summary, effects)
+        elif not summary.paging_finished and event.cursor == summary.cursor:
+            await self._page(summary, effects)
+
+    async def _page_evaluations(self, summary: Summary, effects: Effects) -> None:
+        try:
+            page = await self.phoenix.incomplete_evaluations(
+                summary.experiment_id,
+                summary.evaluators,
+                cursor=summary.eval_cursor,
+                limit=self.policy.page_size,
+            )
+        except PhoenixError as exc:
+            self._finish(summary.with_state(RequestState.FAILED, str(exc)), effects)
+            return
+        count = 0
+        wanted = set(summary.evaluators)
+        for incomplete in page.data:
+            names = tuple(n for n in summary.evaluators if n in set(incomplete.evaluation_names) & wanted)
+            if not names:
+                continue
+            run = incomplete.experiment_run
+            effects.evaluations.append(
+                EvaluationItem(
+                    request_id=summary.request_id,
+                    experiment_id=summary.experiment_id,
+                    run_id=run.id,
+                    repetition=run.repetition_number,
+                    example=incomplete.dataset_example.to_example(),
+                    output=run.output,
+                    evaluators=names,
+                    stop_on_first_error=summary.stop_on_first_error,
+                    project_name=summary.project_name,
+                    team=summary.team,
+                )
+            )
+            count += len(names)
+        next_cursor = page.next_cursor if page.data else None
+        summary = summary.published_evaluation_page(count, next_cursor)
+        if not summary.eval_paging_finished:
+            if summary.evaluations_in_flight < self.policy.max_in_flight:
+                effects.control.append(self._next_page(summary, PageKind.EVALUATIONS))
+            else:
+                summary = summary.model_copy(update={"eval_page_pending": True})
+            self.summaries[summary.request_id] = summary
+            return
+        self.summaries[summary.request_id] = summary
+        if not summary.paging_finished:
+            await self._page(summary, effects)  # evaluations are listed: now the runs
+        elif summary.all_finished:
+            await self._complete(summary, effects)
+
+    @staticmethod
+    def _next_page(summary: Summary, kind: PageKind) -> FetchPage:
+        return FetchPage(
+            request_id=summary.request_id,
+            experiment_id=summary.experiment_id,
+            kind=kind,
+            cursor=summary.eval_cursor if kind is PageKind.EVALUATIONS else summary.cursor,
+        )
 
     async def _page(self, summary: Summary, effects: Effects) -> None:
         try:
@@ -214,6 +298,7 @@ class Coordinator:
                         task=summary.task,
                         example=example,
                         repetition=repetition,
+                        evaluators=summary.evaluators,
                         stop_on_first_error=summary.stop_on_first_error,
                         project_name=summary.project_name,
                         team=summary.team,
@@ -221,16 +306,11 @@ class Coordinator:
                 )
                 count += 1
         next_cursor = page.next_cursor if page.data else None
+        assert summary.task is not None  # run paging only happens for requests with a task
         summary = summary.published_page(count, next_cursor)
         if not summary.paging_finished:
             if summary.in_flight < self.policy.max_in_flight:
-                effects.control.append(
-                    FetchPage(
-                        request_id=summary.request_id,
-                        experiment_id=summary.experiment_id,
-                        cursor=next_cursor,
-                    )
-                )
+                effects.control.append(self._next_page(summary, PageKind.RUNS))
             else:
                 summary = summary.model_copy(update={"page_pending": True})
         self.summaries[summary.request_id] = summary
@@ -241,56 +321,103 @@ class Coordinator:
 
     # --- outcomes ---
 
+    def _first_time(self, key: str, outcome: Outcome) -> bool:
+        """Outcomes arrive at least once; only the first for a key counts."""
+        if key in self.finished:
+            return False
+        self.finished[key] = outcome.value
+        return True
+
     async def _on_outcome(self, event: RunOutcome, effects: Effects) -> None:
         summary = self.summaries.get(event.request_id)
         if summary is None:
             return
+        key = f"{event.request_id}/run/{event.example_id}/{event.repetition}"
+        if not self._first_time(key, event.outcome):
+            return
         summary = summary.counted(event.outcome)
-        if (
-            event.outcome is Outcome.FAILED
-            and summary.stop_on_first_error
-            and not summary.is_final
-        ):
-            cause = (
-                f"aborted on first error: example {event.example_id} repetition "
-                f"{event.repetition} failed: {event.error}"
+        if event.outcome is Outcome.SUCCEEDED and summary.evaluators:
+            # Evaluator agents pick the new run up from its completed-run event.
+            summary = summary.model_copy(
+                update={
+                    "evaluations_published": summary.evaluations_published
+                    + len(summary.evaluators)
+                }
             )
-            effects.aborted[summary.request_id] = cause
-            self._finish(
-                summary.with_state(
-                    RequestState.ABORTED,
-                    cause,
-                    aborted_example_id=event.example_id,
-                    aborted_repetition=event.repetition,
-                ),
+        if event.outcome is Outcome.FAILED and summary.stop_on_first_error and not summary.is_final:
+            self._abort(
+                summary,
+                f"aborted on first error: example {event.example_id} repetition "
+                f"{event.repetition} failed: {event.error}",
+                effects,
+                aborted_example_id=event.example_id,
+                aborted_repetition=event.repetition,
+            )
+            return
+        await self._progress(summary, effects)
+
+    async def _on_evaluation_outcome(self, event: EvaluationOutcome, effects: Effects) -> None:
+        summary = self.summaries.get(event.request_id)
+        if summary is None:
+            return
+        key = f"{event.request_id}/evaluation/{event.run_id}/{event.evaluator}"
+        if not self._first_time(key, event.outcome):
+            return
+        summary = summary.counted_evaluation(event.evaluator, event.outcome)
+        if event.outcome is Outcome.FAILED and summary.stop_on_first_error and not summary.is_final:
+            self._abort(
+                summary,
+                f"aborted on first error: evaluator {event.evaluator!r} failed on run "
+                f"{event.run_id}: {event.error}",
                 effects,
             )
             return
+        await self._progress(summary, effects)
+
+    def _abort(self, summary: Summary, cause: str, effects: Effects, **changes: object) -> None:
+        effects.aborted[summary.request_id] = cause
+        self._finish(summary.with_state(RequestState.ABORTED, cause, **changes), effects)
+
+    async def _progress(self, summary: Summary, effects: Effects) -> None:
+        """After an outcome: resume paused paging, detect completion, report progress."""
         if summary.is_final:
             self.summaries[summary.request_id] = summary  # late outcomes still count
             return
-        if summary.page_pending and summary.in_flight <= self.policy.max_in_flight // 2:
+        resume_at = self.policy.max_in_flight // 2
+        if summary.page_pending and summary.in_flight <= resume_at:
             summary = summary.model_copy(update={"page_pending": False})
-            effects.control.append(
-                FetchPage(
-                    request_id=summary.request_id,
-                    experiment_id=summary.experiment_id,
-                    cursor=summary.cursor,
-                )
-            )
+            effects.control.append(self._next_page(summary, PageKind.RUNS))
+        if summary.eval_page_pending and summary.evaluations_in_flight <= resume_at:
+            summary = summary.model_copy(update={"eval_page_pending": False})
+            effects.control.append(self._next_page(summary, PageKind.EVALUATIONS))
         self.summaries[summary.request_id] = summary
         if summary.all_finished:
             await self._complete(summary, effects)
-        elif summary.finished % self.policy.progress_every == 0:
+        elif (summary.finished + summary.evaluations_finished) % self.policy.progress_every == 0:
             self._status(summary, "progress", effects)
 
     async def _complete(self, summary: Summary, effects: Effects) -> None:
-        message = (
-            f"Task runs completed: {summary.succeeded} succeeded, {summary.failed} failed, "
-            f"{summary.already_done} already done"
-        )
-        if summary.failed:
-            message += f". Warning: {summary.failed} out of {summary.finished} runs failed."
+        parts = []
+        if summary.task is not None:
+            parts.append(
+                f"Task runs completed: {summary.succeeded} succeeded, {summary.failed} failed, "
+                f"{summary.already_done} already done."
+            )
+            if summary.failed:
+                parts.append(f"Warning: {summary.failed} out of {summary.finished} runs failed.")
+        if summary.evaluators:
+            if summary.evaluations_published == 0:
+                parts.append("No runs need evaluation: all evaluations are complete.")
+            else:
+                parts.append(
+                    "Evaluations completed: "
+                    + "; ".join(
+                        f"{name}: {c.get('succeeded', 0)} succeeded, {c.get('failed', 0)} failed"
+                        for name, c in summary.evaluations.items()
+                    )
+                    + "."
+                )
+        message = " ".join(parts)
         self._finish(summary.with_state(RequestState.COMPLETE), effects, message=message)
 
     # --- bookkeeping ---
@@ -305,8 +432,16 @@ class Coordinator:
     ) -> None:
         self.summaries[summary.request_id] = summary
         self._status(summary, message or summary.cause or summary.state.value, effects)
+        if summary.is_final:
+            self._forget_outcomes(summary.request_id)
         if release:
             self._release(summary, effects)
+
+    def _forget_outcomes(self, request_id: str) -> None:
+        """A final request needs no more de-duplication: keep the table small."""
+        prefix = f"{request_id}/"
+        for key in [k for k in self.finished if k.startswith(prefix)]:
+            del self.finished[key]
 
     def _release(self, summary: Summary, effects: Effects) -> None:
         """The experiment's active request ended: start the next queued one, if any."""

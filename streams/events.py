@@ -48,7 +48,8 @@ class ResumeRequest(Contract):
         Field(default_factory=new_request_id)
     )
     experiment_id: Identifier
-    task: Name
+    #: None asks for evaluations only (the stream form of ``resumeEvaluation``).
+    task: Name | None = None
     evaluators: tuple[Name, ...] = Field(default=(), max_length=50)
     stop_on_first_error: bool = False
     team: Name | None = None
@@ -74,6 +75,22 @@ class WorkItem(Contract):
     task: Name
     example: Example
     repetition: int = Field(ge=1)
+    evaluators: tuple[Name, ...] = ()
+    stop_on_first_error: bool = False
+    project_name: str | None = None
+    team: Name | None = None
+
+
+class EvaluationItem(Contract):
+    """A successful run to evaluate with some evaluators (internal, keyed by run id)."""
+
+    request_id: str
+    experiment_id: Identifier
+    run_id: Identifier
+    repetition: int = Field(ge=1)
+    example: Example
+    output: Any = None
+    evaluators: tuple[Name, ...] = Field(min_length=1)
     stop_on_first_error: bool = False
     project_name: str | None = None
     team: Name | None = None
@@ -95,6 +112,10 @@ class CompletedRun(Contract):
     end_time: datetime
     trace_id: str | None = None
     team: Name | None = None
+    #: what the request asks next of this run; lets evaluator agents pick it up
+    evaluators: tuple[Name, ...] = ()
+    stop_on_first_error: bool = False
+    project_name: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -147,10 +168,16 @@ class Activate(Contract):
     experiment_id: Identifier
 
 
+class PageKind(StrEnum):
+    RUNS = "runs"
+    EVALUATIONS = "evaluations"
+
+
 class FetchPage(Contract):
     type: Literal["page"] = "page"
     request_id: str
     experiment_id: Identifier
+    kind: PageKind = PageKind.RUNS
     cursor: str | None = None
 
 
@@ -164,8 +191,19 @@ class RunOutcome(Contract):
     error: str | None = None
 
 
+class EvaluationOutcome(Contract):
+    type: Literal["evaluation"] = "evaluation"
+    request_id: str
+    experiment_id: Identifier
+    run_id: Identifier
+    evaluator: Name
+    outcome: Outcome
+    error: str | None = None
+
+
 ControlEvent = Annotated[
-    StartRequest | Activate | FetchPage | RunOutcome, Field(discriminator="type")
+    StartRequest | Activate | FetchPage | RunOutcome | EvaluationOutcome,
+    Field(discriminator="type"),
 ]
 
 

@@ -6,11 +6,6 @@ with a fake Phoenix transport and no broker.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-import inspect
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +21,7 @@ from pydantic_core import to_jsonable_python
 from streams.events import CompletedRun, Outcome, WorkItem, utcnow
 from streams.phoenix import PhoenixClient, RunRecord
 from streams.registry import RegisteredTask, RegistryError, TaskRegistry
+from streams.invoke import InvocationTimeout, Invoker
 from streams.tracing import Tracing, as_attribute, links_to, trace_id_hex
 
 _JSON = OpenInferenceMimeTypeValues.JSON.value
@@ -43,8 +39,8 @@ class Execution:
 
 def describe(exc: BaseException) -> str:
     """The error text recorded on a failed run: the exception's type and message."""
-    if isinstance(exc, TimeoutError):
-        return str(exc) or "TimeoutError"
+    if isinstance(exc, InvocationTimeout):
+        return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -70,12 +66,11 @@ class TaskRunner:
         self.tasks = tasks
         self.tracing = tracing
         self.timeout = timeout
-        # Sync tasks run in threads so they cannot stall the consumer's heartbeats.
-        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="task")
+        self._invoke = Invoker(timeout, threads, "task")
         self.executions = 0  # task invocations by this runner (metrics and tests)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._invoke.close()
 
     async def run(self, item: WorkItem, parent: Context | None = None) -> Execution:
         tracer = self.tracing.tracer(item.project_name)
@@ -132,8 +127,10 @@ class TaskRunner:
                 trace_id=trace_id,
             ),
         )
-        if posted.already_done:
+        ours = posted.after_retry and error is None and posted.run_id is not None
+        if posted.already_done and not ours:
             return Execution(outcome=Outcome.ALREADY_DONE, context=run_context)
+        # (A 409 answering our retry after a lost answer is the run we stored ourselves.)
         assert posted.run_id is not None
         completed = CompletedRun(
             request_id=item.request_id,
@@ -149,6 +146,9 @@ class TaskRunner:
             end_time=end,
             trace_id=trace_id,
             team=item.team,
+            evaluators=item.evaluators,
+            stop_on_first_error=item.stop_on_first_error,
+            project_name=item.project_name,
         )
         return Execution(
             outcome=Outcome.SUCCEEDED if error is None else Outcome.FAILED,
@@ -158,17 +158,9 @@ class TaskRunner:
         )
 
     async def _call(self, task: RegisteredTask, item: WorkItem) -> Any:
-        if task.is_async:
-            call = task(item.example)
-        else:
-            loop = asyncio.get_running_loop()
-            bound = functools.partial(task.fn, **task.arguments(item.example))
-            ctx = contextvars.copy_context()
-            call = loop.run_in_executor(self._threads, ctx.run, bound)
         try:
-            result = await asyncio.wait_for(call, self.timeout)
-            if inspect.isawaitable(result):  # a sync function that returned a coroutine
-                result = await asyncio.wait_for(result, self.timeout)
-            return result
-        except TimeoutError:
-            raise TimeoutError(f"task timed out after {self.timeout:g} s") from None
+            return await self._invoke(
+                task.fn, task.arguments(item.example), is_async=task.is_async
+            )
+        except InvocationTimeout as exc:
+            raise InvocationTimeout(f"task {exc}") from None

@@ -55,10 +55,7 @@ class RegisteredTask:
 
     @property
     def is_async(self) -> bool:
-        fn = self.fn
-        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # a callable object with ``async def __call__``
-        )
+        return is_async_callable(self.fn)
 
     def arguments(self, example: Example) -> dict[str, Any]:
         """The keyword arguments this task gets for an example."""
@@ -83,24 +80,49 @@ class RegisteredTask:
         return result
 
 
-def bind(name: str, fn: Callable[..., Any]) -> RegisteredTask:
-    """Check ``fn``'s signature once, at registration, so a bad task fails before any work."""
+def parameter_names(
+    kind: str, name: str, fn: Callable[..., Any], allowed: frozenset[str]
+) -> tuple[str, ...]:
+    """The parameters ``fn`` asks for, checked once at registration so a bad function fails
+    before any work: with several parameters, each must be one of ``allowed``."""
     if not callable(fn):
-        raise TaskSignatureError(f"task {name!r} is not callable")
+        raise TaskSignatureError(f"{kind} {name!r} is not callable")
+    signature = inspect.signature(fn).parameters.values()
+    positional_only = [p.name for p in signature if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+    if positional_only:
+        raise TaskSignatureError(
+            f"{kind} {name!r} has positional-only parameters {positional_only}; arguments are "
+            "passed by name"
+        )
     params = [
         p
-        for p in inspect.signature(fn).parameters.values()
+        for p in signature
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        # A parameter with a default that we do not know keeps its default.
+        and (p.default is inspect.Parameter.empty or p.name in allowed)
     ]
     names = tuple(p.name for p in params)
     if len(names) > 1:
-        unknown = [n for n in names if n not in TASK_PARAMETERS]
+        unknown = [n for n in names if n not in allowed]
         if unknown:
             raise TaskSignatureError(
-                f"task {name!r} has parameters {unknown} that cannot be bound; use "
-                f"{', '.join(sorted(TASK_PARAMETERS))}"
+                f"{kind} {name!r} has parameters {unknown} that cannot be bound; use "
+                f"{', '.join(sorted(allowed))}"
             )
-    return RegisteredTask(name=name, fn=fn, parameters=names)
+    return names
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # a callable object with ``async def __call__``
+    )
+
+
+def bind(name: str, fn: Callable[..., Any]) -> RegisteredTask:
+    """A task bound to its parameters (see :func:`parameter_names`)."""
+    return RegisteredTask(
+        name=name, fn=fn, parameters=parameter_names("task", name, fn, TASK_PARAMETERS)
+    )
 
 
 class TaskRegistry:
@@ -152,9 +174,8 @@ def import_modules(modules: Iterable[str]) -> None:
             raise TaskImportError(f"cannot import task module {module!r}: {exc}") from exc
 
 
-def resolve_reference(reference: str, registry: TaskRegistry | None = None) -> RegisteredTask:
-    """Turn ``MODULE:FUNC`` into a registered task (registering it under FUNC's name if needed)."""
-    registry = registry or default_tasks
+def import_reference(reference: str) -> Callable[..., Any]:
+    """The function named by ``MODULE:FUNC``."""
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
         raise TaskImportError(f"expected MODULE:FUNC, got {reference!r}")
@@ -165,7 +186,14 @@ def resolve_reference(reference: str, registry: TaskRegistry | None = None) -> R
     fn = getattr(module, attr, None)
     if fn is None:
         raise TaskImportError(f"module {module_name!r} has no attribute {attr!r}")
+    return fn
+
+
+def resolve_reference(reference: str, registry: TaskRegistry | None = None) -> RegisteredTask:
+    """Turn ``MODULE:FUNC`` into a registered task (registering it under FUNC's name if needed)."""
+    registry = registry or default_tasks
+    fn = import_reference(reference)
     for name in registry.names():
         if registry.get(name).fn is fn:
             return registry.get(name)
-    return registry.register(getattr(fn, "__name__", attr), fn)
+    return registry.register(getattr(fn, "__name__", reference.partition(":")[2]), fn)

@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from streams.events import Outcome, RequestState, ResumeRequest, utcnow
 
 #: Fields that exist for the coordinator's bookkeeping, not for readers of the summary.
-INTERNAL_FIELDS = frozenset({"cursor", "page_pending", "schema_version"})
+INTERNAL_FIELDS = frozenset(
+    {"cursor", "page_pending", "eval_cursor", "eval_page_pending", "schema_version"}
+)
+
+#: The outcome counters kept per evaluator.
+EVALUATION_COUNTERS = tuple(o.value for o in Outcome)
 
 
 class Summary(BaseModel):
@@ -28,7 +33,7 @@ class Summary(BaseModel):
     schema_version: int = 1
     request_id: str
     experiment_id: str
-    task: str
+    task: str | None = None
     evaluators: tuple[str, ...] = ()
     stop_on_first_error: bool = False
     team: str | None = None
@@ -47,6 +52,11 @@ class Summary(BaseModel):
     skipped: int = 0
     paging_finished: bool = False
 
+    evaluations_published: int = 0
+    #: evaluator name -> outcome -> count
+    evaluations: dict[str, dict[str, int]] = Field(default_factory=dict)
+    eval_paging_finished: bool = True
+
     project_name: str | None = None
     dataset_id: str | None = None
     dataset_experiments_url: str | None = None
@@ -58,6 +68,8 @@ class Summary(BaseModel):
 
     cursor: str | None = None
     page_pending: bool = False
+    eval_cursor: str | None = None
+    eval_page_pending: bool = False
 
     @classmethod
     def for_request(cls, request: ResumeRequest) -> Summary:
@@ -68,6 +80,8 @@ class Summary(BaseModel):
             evaluators=request.evaluators,
             stop_on_first_error=request.stop_on_first_error,
             team=request.team,
+            evaluations={name: dict.fromkeys(EVALUATION_COUNTERS, 0) for name in request.evaluators},
+            eval_paging_finished=not request.evaluators,
         )
 
     # --- derived ---
@@ -81,8 +95,22 @@ class Summary(BaseModel):
         return max(0, self.published - self.finished)
 
     @property
+    def evaluations_finished(self) -> int:
+        return sum(sum(counts.values()) for counts in self.evaluations.values())
+
+    @property
+    def evaluations_in_flight(self) -> int:
+        return max(0, self.evaluations_published - self.evaluations_finished)
+
+    @property
     def all_finished(self) -> bool:
-        return self.paging_finished and self.finished >= self.published
+        """Every run and every evaluation this request set out to do has an outcome."""
+        return (
+            self.paging_finished
+            and self.eval_paging_finished
+            and self.finished >= self.published
+            and self.evaluations_finished >= self.evaluations_published
+        )
 
     @property
     def is_final(self) -> bool:
@@ -93,6 +121,7 @@ class Summary(BaseModel):
         data = self.model_dump(mode="json", exclude=set(INTERNAL_FIELDS))
         data["finished"] = self.finished
         data["in_flight"] = self.in_flight
+        data["evaluations_finished"] = self.evaluations_finished
         return data
 
     # --- transitions (each returns a new summary) ---
@@ -117,3 +146,19 @@ class Summary(BaseModel):
     def counted(self, outcome: Outcome) -> Summary:
         field = outcome.value
         return self.model_copy(update={field: getattr(self, field) + 1})
+
+    def counted_evaluation(self, evaluator: str, outcome: Outcome) -> Summary:
+        counts = {name: dict(c) for name, c in self.evaluations.items()}
+        per = counts.setdefault(evaluator, dict.fromkeys(EVALUATION_COUNTERS, 0))
+        per[outcome.value] = per.get(outcome.value, 0) + 1
+        return self.model_copy(update={"evaluations": counts})
+
+    def published_evaluation_page(self, count: int, cursor: str | None) -> Summary:
+        """``count`` more evaluations were asked for; ``cursor`` None ends evaluation paging."""
+        return self.model_copy(
+            update={
+                "evaluations_published": self.evaluations_published + count,
+                "eval_cursor": cursor,
+                "eval_paging_finished": cursor is None,
+            }
+        )

@@ -57,8 +57,12 @@ class Tables:
     summaries: ModelTable[Summary]
     #: experiment id -> Lane (active request, queue, recent requests).
     lanes: ModelTable[Lane]
+    #: "<request>/<pair or run/evaluator>" -> outcome: counts each outcome once.
+    finished: TableT
     #: request id -> abort cause; global, so every task worker skips an aborted request's items.
     aborted: TableT
+    #: "<run id>/<evaluator>" -> True once an evaluation succeeded; guards it from late errors.
+    evaluated: TableT
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
@@ -70,5 +74,10 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
             app.Table("summaries", key_type=str, partitions=partitions), Summary
         ),
         lanes=ModelTable(app.Table("lanes", key_type=str, partitions=partitions), Lane),
-        aborted=app.GlobalTable("aborted", key_type=str, value_type=str, partitions=partitions),
+        finished=app.Table("finished", key_type=str, partitions=partitions),
+        # No value_type: Faust's changelog recovery can only rebuild Faust records or
+        # JSON-native values, so these hold plain JSON (str, bool).
+        aborted=app.GlobalTable("aborted", key_type=str, partitions=partitions),
+        # Written by evaluator agents from the evaluations topic: same partition count.
+        evaluated=app.Table("evaluated", key_type=str, partitions=settings.work_partitions),
     )

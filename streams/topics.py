@@ -9,7 +9,14 @@ from faust.types import TopicT
 
 from config import Settings
 from streams.codec import PydanticCodec
-from streams.events import CompletedRun, ControlEvent, ResumeRequest, StatusEvent, WorkItem
+from streams.events import (
+    CompletedRun,
+    ControlEvent,
+    EvaluationItem,
+    ResumeRequest,
+    StatusEvent,
+    WorkItem,
+)
 
 
 @dataclass(frozen=True)
@@ -17,6 +24,7 @@ class Topics:
     requests: TopicT
     control: TopicT
     work: TopicT
+    evaluations: TopicT
     completed_runs: TopicT
     status: TopicT
     dead_letters: TopicT
@@ -45,6 +53,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         requests=topic(names.requests, ResumeRequest, settings.control_partitions),
         control=topic(names.control, ControlEvent, settings.control_partitions),
         work=topic(names.work, WorkItem, settings.work_partitions),
+        # Keyed by run id; the evaluated-successes table shares its partitioning.
+        evaluations=topic(names.evaluations, EvaluationItem, settings.work_partitions),
         completed_runs=topic(names.completed_runs, CompletedRun, settings.event_partitions),
         status=topic(names.status, StatusEvent, settings.event_partitions),
         dead_letters=topic(names.dead_letters, None, settings.event_partitions),

@@ -10,9 +10,18 @@ from streams.phoenix.errors import (
     PhoenixUnavailableError,
     UnsupportedServerError,
 )
-from streams.phoenix.models import ExperimentInfo, IncompleteRunsPage, PostedRun, RunRecord
+from streams.phoenix.models import (
+    EvaluationRecord,
+    ExperimentInfo,
+    IncompleteEvaluationsPage,
+    IncompleteRunsPage,
+    PostedRun,
+    RunRecord,
+)
 
 __all__ = [
+    "EvaluationRecord",
+    "IncompleteEvaluationsPage",
     "ExperimentInfo",
     "ExperimentNotFoundError",
     "IncompleteRunsPage",

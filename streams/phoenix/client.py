@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,9 +32,17 @@ from streams.phoenix.errors import (
     PhoenixUnavailableError,
     UnsupportedServerError,
 )
-from streams.phoenix.models import ExperimentInfo, IncompleteRunsPage, PostedRun, RunRecord
+from streams.phoenix.models import (
+    EvaluationRecord,
+    ExperimentInfo,
+    IncompleteEvaluationsPage,
+    IncompleteRunsPage,
+    PostedRun,
+    RunRecord,
+)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_EXISTING_RUN = re.compile(r"Experiment run (\S+) already exists")
 
 
 @dataclass(frozen=True)
@@ -142,21 +151,62 @@ class PhoenixClient:
         await self._raise_for_experiment(response, "GET", path, experiment_id)
         return IncompleteRunsPage.model_validate(_json(response, "GET", path))
 
+    async def incomplete_evaluations(
+        self,
+        experiment_id: str,
+        names: list[str] | tuple[str, ...],
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> IncompleteEvaluationsPage:
+        """Successful runs still missing (or with errored) evaluations among ``names``."""
+        path = f"/v1/experiments/{quote(experiment_id, safe='')}/incomplete-evaluations"
+        params: list[tuple[str, Any]] = [("evaluation_name", n) for n in names]
+        params.append(("limit", limit))
+        if cursor:
+            params.append(("cursor", cursor))
+        response = await self._request("GET", path, params=params)
+        await self._raise_for_experiment(response, "GET", path, experiment_id)
+        return IncompleteEvaluationsPage.model_validate(_json(response, "GET", path))
+
+    async def post_evaluation(self, evaluation: EvaluationRecord) -> str | None:
+        """Record an evaluation (the server upserts on run and name); returns its id."""
+        path = "/v1/experiment_evaluations"
+        response = await self._request(
+            "POST", path, json=evaluation.model_dump(mode="json", exclude_none=True)
+        )
+        if response.status_code >= 400:
+            detail = _detail(response)
+            if response.status_code in (401, 403):
+                raise PhoenixAuthError(response.status_code)
+            raise PhoenixRequestError("POST", path, response.status_code, detail)
+        data = _json(response, "POST", path)
+        return str(data.get("data", {}).get("id")) if isinstance(data, dict) else None
+
     async def post_run(self, experiment_id: str, run: RunRecord) -> PostedRun:
         """Record a run. A pair that already succeeded answers 409: reported as ``already_done``."""
         path = f"/v1/experiments/{quote(experiment_id, safe='')}/runs"
         body = run.model_dump(mode="json", exclude_none=True)
         if run.output is None:
             body["output"] = None
-        response = await self._request("POST", path, json=body)
+        response, attempts = await self._send("POST", path, json=body)
         if response.status_code == 409:
-            return PostedRun(run_id=None, already_done=True)
+            match = _EXISTING_RUN.search(response.text)
+            return PostedRun(
+                run_id=match.group(1) if match else None,
+                already_done=True,
+                after_retry=attempts > 1,
+            )
         await self._raise_for_experiment(response, "POST", path, experiment_id)
         return PostedRun(run_id=str(_data(response, "POST", path)["id"]))
 
     # --- plumbing ---
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return (await self._send(method, path, **kwargs))[0]
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, int]:
+        """The first answer that is not worth retrying, and how many attempts it took."""
         last = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             retry_after: float | None = None
@@ -166,7 +216,7 @@ class PhoenixClient:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return response
+                    return response, attempt
                 last = f"HTTP {response.status_code}"
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             if attempt == self.retry.max_attempts:

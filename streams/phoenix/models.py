@@ -64,6 +64,41 @@ class IncompleteRunsPage(_Lenient):
     next_cursor: str | None = None
 
 
+class ExperimentRunInfo(_Lenient):
+    id: str
+    experiment_id: str | None = None
+    dataset_example_id: str
+    output: Any = None
+    repetition_number: int = Field(ge=1)
+    trace_id: str | None = None
+    error: str | None = None
+
+
+class IncompleteEvaluation(_Lenient):
+    experiment_run: ExperimentRunInfo
+    dataset_example: DatasetExample
+    evaluation_names: list[str]
+
+
+class IncompleteEvaluationsPage(_Lenient):
+    data: list[IncompleteEvaluation]
+    next_cursor: str | None = None
+
+
+class EvaluationRecord(BaseModel):
+    """The body of ``POST /v1/experiment_evaluations`` (a result or an error, never both)."""
+
+    experiment_run_id: str
+    name: str
+    annotator_kind: str = "CODE"
+    start_time: datetime
+    end_time: datetime
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    metadata: dict[str, Any] | None = None
+    trace_id: str | None = None
+
+
 class RunRecord(BaseModel):
     """The body of ``POST /v1/experiments/{id}/runs``."""
 
@@ -77,7 +112,12 @@ class RunRecord(BaseModel):
 
 
 class PostedRun(_Lenient):
-    """What posting a run did: a new run id, or the pair was already done (HTTP 409)."""
+    """What posting a run did: a new run id, or the pair was already done (HTTP 409).
+
+    ``after_retry`` marks a 409 that answered a retried POST: the first attempt may have
+    stored our own run before its answer was lost; ``run_id`` is then the stored run's id.
+    """
 
     run_id: str | None
     already_done: bool = False
+    after_retry: bool = False

@@ -131,3 +131,10 @@ def experiment_counts(client: httpx.Client, experiment_id: str) -> dict:
     response = client.get(f"/v1/experiments/{experiment_id}")
     response.raise_for_status()
     return response.json()["data"]
+
+
+def runs_with_evaluations(client: httpx.Client, experiment_id: str) -> dict[tuple[str, int], dict]:
+    """(example id, repetition) -> the run with its ``annotations`` (the evaluations)."""
+    response = client.get(f"/v1/experiments/{experiment_id}/json")
+    response.raise_for_status()
+    return {(r["example_id"], r["repetition_number"]): r for r in response.json()}

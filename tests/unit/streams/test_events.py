@@ -1,0 +1,88 @@
+"""Event contracts: defaults, bounds, strictness, and the request lifecycle states."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from streams.events import (
+    FINAL_STATES,
+    CompletedRun,
+    Example,
+    ResumeRequest,
+    RequestState,
+    WorkItem,
+)
+
+
+def test_request_defaults() -> None:
+    a = ResumeRequest(experiment_id="RXhwZXJpbWVudDox", task="answer")
+    b = ResumeRequest(experiment_id="RXhwZXJpbWVudDox", task="answer")
+    assert a.schema_version == 1
+    assert a.stop_on_first_error is False
+    assert a.evaluators == ()
+    assert len(a.request_id) == 32 and a.request_id != b.request_id
+    assert a.requested_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"experiment_id": ""},
+        {"experiment_id": "has space"},
+        {"experiment_id": "x" * 257},
+        {"task": ""},
+        {"task": "t" * 201},
+        {"request_id": "not/allowed"},
+        {"evaluators": tuple(f"e{i}" for i in range(51))},
+        {"schema_version": 2},
+        {"surprise": 1},
+    ],
+)
+def test_request_rejects_bad_values(changes: dict) -> None:
+    fields = {"experiment_id": "RXhwZXJpbWVudDox", "task": "answer", **changes}
+    with pytest.raises(ValidationError) as info:
+        ResumeRequest(**fields)
+    assert next(iter(changes)) in str(info.value)
+
+
+def test_events_are_frozen() -> None:
+    r = ResumeRequest(experiment_id="RXhwZXJpbWVudDox", task="answer")
+    with pytest.raises(ValidationError):
+        r.task = "other"  # type: ignore[misc]
+
+
+def test_work_item_repetition_starts_at_one() -> None:
+    with pytest.raises(ValidationError, match="repetition"):
+        WorkItem(
+            request_id="r", experiment_id="RXhwZXJpbWVudDox", task="t",
+            example=Example(id="ex1"), repetition=0,
+        )
+
+
+def test_example_ignores_extra_phoenix_fields() -> None:
+    e = Example.model_validate({"id": "ex1", "input": 1, "updated_at": "2025-01-01", "source": "x"})
+    assert (e.id, e.input, e.metadata) == ("ex1", 1, {})
+
+
+def test_completed_run_succeeded_means_no_error() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    base = dict(
+        request_id="r", experiment_id="RXhwZXJpbWVudDox", dataset_example_id="ex1",
+        repetition=1, run_id="run", task="t", example=Example(id="ex1"),
+        start_time=now, end_time=now,
+    )
+    assert CompletedRun(**base).succeeded is True
+    assert CompletedRun(**base, error="boom").succeeded is False
+
+
+def test_final_states() -> None:
+    assert FINAL_STATES == {
+        RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED
+    }
+    assert [s for s in RequestState if s.is_final] == [
+        RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED
+    ]
+    assert not RequestState.QUEUED.is_final and not RequestState.RUNNING.is_final

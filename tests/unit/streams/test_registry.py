@@ -1,0 +1,233 @@
+"""Task registry: binding arguments by parameter name, signature checks, references."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from streams.events import Example
+from streams.registry import (
+    RegistryError,
+    TaskImportError,
+    TaskRegistry,
+    TaskSignatureError,
+    UnknownTaskError,
+    bind,
+    import_modules,
+    resolve_reference,
+    task,
+)
+
+EXAMPLE = Example(id="ex1", input={"q": "hi"}, output={"a": "HI"}, metadata={"lang": "en"})
+
+
+async def test_binds_by_parameter_name() -> None:
+    def all_of_them(input, expected, metadata, example):
+        return (input, expected, metadata, example.id)
+
+    t = bind("t", all_of_them)
+    assert t.parameters == ("input", "expected", "metadata", "example")
+    assert await t(EXAMPLE) == ({"q": "hi"}, {"a": "HI"}, {"lang": "en"}, "ex1")
+
+
+async def test_reference_is_an_alias_of_expected_and_order_is_free() -> None:
+    def f(reference, input):
+        return reference["a"] + input["q"]
+
+    assert await bind("f", f)(EXAMPLE) == "HIhi"
+
+
+@pytest.mark.parametrize("name", ["input", "expected", "reference", "metadata", "example"])
+async def test_single_known_parameter_gets_its_value(name: str) -> None:
+    fn = eval(f"lambda {name}: {name}")
+    expected = {
+        "input": EXAMPLE.input, "expected": EXAMPLE.output, "reference": EXAMPLE.output,
+        "metadata": EXAMPLE.metadata, "example": EXAMPLE,
+    }[name]
+    assert await bind("f", fn)(EXAMPLE) == expected
+
+
+async def test_single_unnamed_parameter_gets_input() -> None:
+    def question(x):
+        return x["q"].upper()
+
+    t = bind("q", question)
+    assert t.arguments(EXAMPLE) == {"x": {"q": "hi"}}
+    assert await t(EXAMPLE) == "HI"
+
+
+async def test_async_and_sync_tasks() -> None:
+    async def a(input):
+        return ("async", input["q"])
+
+    def s(input):
+        return ("sync", input["q"])
+
+    ta, ts = bind("a", a), bind("s", s)
+    assert (ta.is_async, ts.is_async) == (True, False)
+    assert await ta(EXAMPLE) == ("async", "hi")
+    assert await ts(EXAMPLE) == ("sync", "hi")
+
+
+async def test_sync_function_returning_an_awaitable_is_awaited() -> None:
+    async def inner(input):
+        return input["q"] * 2
+
+    t = bind("l", lambda input: inner(input))
+    assert t.is_async is False
+    assert await t(EXAMPLE) == "hihi"
+
+
+async def test_callable_object_with_async_call_is_async() -> None:
+    class Answer:
+        async def __call__(self, input):
+            return input["q"] + "!"
+
+    t = bind("obj", Answer())
+    assert t.is_async is True
+    assert await t(EXAMPLE) == "hi!"
+
+
+def test_var_args_are_ignored_when_binding() -> None:
+    def f(input, *args, **kwargs):
+        return input
+
+    assert bind("f", f).parameters == ("input",)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda input, model: None, lambda a, b: None, lambda example, *, temperature: None],
+)
+def test_unbindable_signatures_rejected_at_registration(fn) -> None:
+    registry = TaskRegistry()
+    with pytest.raises(TaskSignatureError, match="cannot be bound"):
+        registry.register("bad", fn)
+    assert "bad" not in registry
+
+
+def test_not_callable_rejected() -> None:
+    with pytest.raises(TaskSignatureError, match="not callable"):
+        bind("x", 42)  # type: ignore[arg-type]
+
+
+async def test_positional_only_parameter_is_callable_or_rejected() -> None:
+    def f(x, /):
+        return x
+
+    try:
+        t = bind("f", f)
+    except TaskSignatureError:
+        return  # rejected up front: fine
+    assert await t(EXAMPLE) == EXAMPLE.input
+
+
+def test_unknown_task_names_the_known_ones() -> None:
+    registry = TaskRegistry()
+    registry.register("beta", lambda input: input)
+    registry.register("alpha", lambda input: input)
+    with pytest.raises(UnknownTaskError) as info:
+        registry.get("gamma")
+    assert str(info.value) == "unknown task 'gamma'; this worker has registered: alpha, beta"
+    assert info.value.name == "gamma"
+    assert isinstance(info.value, RegistryError)
+
+
+def test_unknown_task_in_empty_registry() -> None:
+    with pytest.raises(UnknownTaskError, match="registered: none"):
+        TaskRegistry().get("x")
+
+
+def test_same_name_different_function_is_an_error_same_function_is_not() -> None:
+    registry = TaskRegistry()
+
+    def f(input):
+        return 1
+
+    registry.register("f", f)
+    registry.register("f", f)  # idempotent
+    with pytest.raises(RegistryError, match="already registered"):
+        registry.register("f", lambda input: 2)
+    assert registry.names() == ["f"]
+
+
+def test_task_decorator_uses_function_name_by_default() -> None:
+    registry = TaskRegistry()
+
+    @task(registry=registry)
+    def shout(input):
+        return input
+
+    @task("whisper", registry=registry)
+    def other(input):
+        return input
+
+    assert registry.names() == ["shout", "whisper"]
+    assert registry.get("whisper").fn is other
+    assert shout({"x": 1}) == {"x": 1}  # the decorator returns the function unchanged
+
+
+@pytest.fixture
+def task_module(tmp_path, monkeypatch):
+    name = "unit_task_mod_for_registry"
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent(
+            """
+            PI = 3.14
+            def answer(input):
+                return {"a": input}
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_resolve_reference_registers_under_function_name(task_module: str) -> None:
+    registry = TaskRegistry()
+    t = resolve_reference(f"{task_module}:answer", registry)
+    assert t.name == "answer"
+    assert registry.names() == ["answer"]
+    again = resolve_reference(f"{task_module}:answer", registry)
+    assert again is registry.get("answer")
+    assert registry.names() == ["answer"]
+
+
+def test_resolve_reference_finds_a_task_registered_under_another_name(task_module: str) -> None:
+    import importlib
+
+    registry = TaskRegistry()
+    fn = importlib.import_module(task_module).answer
+    registry.register("custom-name", fn)
+    assert resolve_reference(f"{task_module}:answer", registry).name == "custom-name"
+    assert registry.names() == ["custom-name"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("no_colon_here", "expected MODULE:FUNC, got 'no_colon_here'"),
+        (":func", "expected MODULE:FUNC"),
+        ("module:", "expected MODULE:FUNC"),
+        ("surely_not_a_module_xyz:f", "cannot import 'surely_not_a_module_xyz'"),
+        ("{mod}:missing", "has no attribute 'missing'"),
+    ],
+)
+def test_resolve_reference_errors(task_module: str, reference: str, message: str) -> None:
+    registry = TaskRegistry()
+    with pytest.raises(TaskImportError, match=message.replace("(", r"\(")):
+        resolve_reference(reference.format(mod=task_module), registry)
+    assert registry.names() == []
+
+
+def test_resolve_reference_to_non_callable(task_module: str) -> None:
+    with pytest.raises(TaskSignatureError, match="not callable"):
+        resolve_reference(f"{task_module}:PI", TaskRegistry())
+
+
+def test_import_modules_error_names_the_module() -> None:
+    with pytest.raises(TaskImportError, match="cannot import task module 'nope_not_here_xyz'"):
+        import_modules(["json", "nope_not_here_xyz"])

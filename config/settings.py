@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     work_partitions: int = Field(default=8, ge=1, le=1024)
     event_partitions: int = Field(default=4, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=16)
+    commit_interval_seconds: float = Field(default=0.1, gt=0)
+    kafka_session_timeout_seconds: float = Field(
+        default=30.0, ge=6, description="How long the group waits for a silent (dead) worker."
+    )
     max_message_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000)
 
     # --- Pipeline ---
@@ -111,13 +115,20 @@ class Settings(BaseSettings):
     )
     evaluator_concurrency: int = Field(default=5, ge=1, le=1000)
     evaluator_timeout_seconds: float = Field(default=300.0, gt=0)
+    stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A request without any outcome for this long is verified against Phoenix.",
+    )
+    reconcile_interval_seconds: float = Field(default=10.0, gt=0)
     progress_every: int = Field(
         default=25, ge=1, description="Emit a progress status event every N finished pairs."
     )
 
     # --- HTTP to Phoenix ---
     http_timeout_seconds: float = Field(default=30.0, gt=0)
-    http_max_attempts: int = Field(default=6, ge=1, le=100)
+    # Ten attempts with backoff capped at 20 s ride out about a minute of Phoenix outage.
+    http_max_attempts: int = Field(default=10, ge=1, le=100)
     http_backoff_initial_seconds: float = Field(default=0.25, gt=0)
     http_backoff_max_seconds: float = Field(default=20.0, gt=0)
     http_max_connections: int = Field(default=50, ge=1)

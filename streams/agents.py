@@ -19,9 +19,12 @@ from streams.events import (
     EvaluationItem,
     EvaluationOutcome,
     Outcome,
+    Reconcile,
+    RequestState,
     RunOutcome,
     StartRequest,
     WorkItem,
+    utcnow,
 )
 from streams.phoenix import PhoenixError
 from streams.tracing import extract, inject
@@ -37,7 +40,9 @@ def work_key(item: WorkItem) -> str:
     return f"{item.experiment_id}/{item.example.id}/{item.repetition}"
 
 
-async def dead_letter(pipeline: Pipeline, event: EventT, bad: Undecodable) -> None:
+async def dead_letter(
+    pipeline: Pipeline, event: EventT, raw: bytes, reason: str, error: str
+) -> None:
     """Keep the original bytes, say why and where they came from, and move on."""
     message = event.message
     log.error(
@@ -45,21 +50,25 @@ async def dead_letter(pipeline: Pipeline, event: EventT, bad: Undecodable) -> No
         message.topic,
         message.partition,
         message.offset,
-        bad.reason,
-        bad.error,
+        reason,
+        error,
     )
     pipeline.metrics.dead_letters += 1
     await pipeline.topics.dead_letters.send(
         key=message.key if isinstance(message.key, bytes) else None,
-        value=bad.raw,
+        value=raw,
         headers={
-            "dlq.reason": bad.reason.encode(),
-            "dlq.error": bad.error.encode()[:2000],
+            "dlq.reason": reason.encode(),
+            "dlq.error": error.encode()[:2000],
             "dlq.topic": message.topic.encode(),
             "dlq.partition": str(message.partition).encode(),
             "dlq.offset": str(message.offset).encode(),
         },
     )
+
+
+async def dead_letter_undecodable(pipeline: Pipeline, event: EventT, bad: Undecodable) -> None:
+    await dead_letter(pipeline, event, bad.raw, bad.reason, bad.error)
 
 
 def register_agents(
@@ -75,7 +84,7 @@ def register_agents(
             async for event in stream.events():
                 value: Any = event.value
                 if isinstance(value, Undecodable):
-                    await dead_letter(pipeline, event, value)
+                    await dead_letter_undecodable(pipeline, event, value)
                     continue
                 await topics.control.send(
                     key=value.experiment_id,
@@ -89,7 +98,7 @@ def register_agents(
             async for event in stream.events():
                 value: Any = event.value
                 if isinstance(value, Undecodable):
-                    await dead_letter(pipeline, event, value)
+                    await dead_letter_undecodable(pipeline, event, value)
                     continue
                 try:
                     effects = await pipeline.coordinator.handle(value)
@@ -106,7 +115,7 @@ def register_agents(
             async for event in stream.events():
                 value: Any = event.value
                 if isinstance(value, Undecodable):
-                    await dead_letter(pipeline, event, value)
+                    await dead_letter_undecodable(pipeline, event, value)
                     continue
                 await run_work_item(pipeline, value, event)
 
@@ -118,7 +127,7 @@ def register_agents(
             async for event in stream.events():
                 value: Any = event.value
                 if isinstance(value, Undecodable):
-                    await dead_letter(pipeline, event, value)
+                    await dead_letter_undecodable(pipeline, event, value)
                     continue
                 item = evaluation_item_for(value)
                 if item is not None:
@@ -134,7 +143,7 @@ def register_agents(
             async for event in stream.events():
                 value: Any = event.value
                 if isinstance(value, Undecodable):
-                    await dead_letter(pipeline, event, value)
+                    await dead_letter_undecodable(pipeline, event, value)
                     continue
                 await run_evaluation_item(pipeline, value, event)
 
@@ -167,8 +176,12 @@ async def run_evaluation_item(pipeline: Pipeline, item: EvaluationItem, event: E
             try:
                 execution = await pipeline.evaluation_runner.run(item, name, parent)
             except PhoenixError as exc:
-                outcome, error = Outcome.FAILED, f"evaluation could not be recorded in Phoenix: {exc}"
-                log.error("%s (request %s)", error, item.request_id)
+                error = f"evaluation {name!r} could not be recorded in Phoenix: {exc}"
+                single = item.model_copy(update={"evaluators": (name,)})
+                await dead_letter(
+                    pipeline, event, single.model_dump_json().encode(), "phoenix", error
+                )
+                outcome = Outcome.DEAD_LETTERED
             else:
                 outcome, error = execution.outcome, execution.error
             if outcome is Outcome.FAILED and item.stop_on_first_error:
@@ -189,29 +202,26 @@ async def run_evaluation_item(pipeline: Pipeline, item: EvaluationItem, event: E
 
 async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> None:
     topics, metrics = pipeline.topics, pipeline.metrics
-    if pipeline.is_aborted(item.request_id):
+    if pipeline.faults.drops(item):
+        return  # fault injection (tests only): the item vanishes as if lost in a crash
+    done = pipeline.done_pairs
+    partition = event.message.partition
+    done.forget_ended(partition)
+    recorded = done.outcome(partition, item)
+    if recorded is not None:
+        # Redelivered after a crash, but its outcome is known: report it again, run nothing.
+        outcome, error = recorded, None
+    elif pipeline.is_aborted(item.request_id):
         outcome, error = Outcome.SKIPPED, None
     else:
         metrics.in_flight += 1
         try:
             execution = await pipeline.runner.run(item, extract(event.headers))
         except PhoenixError as exc:
-            # The run could not be recorded: keep the item for replay and count it as failed.
+            # Retries ran out: the item waits on the dead-letter topic for a replay.
             error = f"run could not be recorded in Phoenix: {exc}"
-            log.error("%s (request %s)", error, item.request_id)
-            await topics.dead_letters.send(
-                key=work_key(item).encode(),
-                value=item.model_dump_json().encode(),
-                headers={
-                    "dlq.reason": b"phoenix",
-                    "dlq.error": error.encode()[:2000],
-                    "dlq.topic": event.message.topic.encode(),
-                    "dlq.partition": str(event.message.partition).encode(),
-                    "dlq.offset": str(event.message.offset).encode(),
-                },
-            )
-            metrics.dead_letters += 1
-            outcome = Outcome.FAILED
+            await dead_letter(pipeline, event, item.model_dump_json().encode(), "phoenix", error)
+            outcome = Outcome.DEAD_LETTERED
         else:
             outcome, error = execution.outcome, execution.error
             if execution.completed is not None:
@@ -237,6 +247,28 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
             error=error,
         ),
     )
+    if recorded is None:
+        done.record(partition, item, outcome)
+
+
+def register_watchdog(pipeline: Pipeline) -> None:
+    """Every few seconds, ask the coordinator to check the requests this worker owns that have
+    made no progress for ``stall_seconds`` (the coordinator decides; this only asks)."""
+    settings = pipeline.settings
+
+    @pipeline.app.timer(settings.reconcile_interval_seconds, name="watchdog")
+    async def watchdog() -> None:
+        now = utcnow()
+        for request_id in list(pipeline.tables.summaries):
+            summary = pipeline.tables.summaries.get(request_id)
+            if summary is None or summary.is_final or summary.state is RequestState.QUEUED:
+                continue
+            if (now - summary.last_progress_at).total_seconds() < settings.stall_seconds:
+                continue
+            await pipeline.topics.control.send(
+                key=summary.experiment_id,
+                value=Reconcile(request_id=request_id, experiment_id=summary.experiment_id),
+            )
 
 
 async def publish_effects(
@@ -245,6 +277,8 @@ async def publish_effects(
     topics = pipeline.topics
     for request_id, cause in effects.aborted.items():
         pipeline.tables.aborted[request_id] = cause
+    for request_id, state in effects.ended.items():
+        pipeline.tables.ended[request_id] = state
     for item in effects.work:
         await topics.work.send(key=work_key(item), value=item, headers=headers)
     for evaluation in effects.evaluations:

@@ -14,11 +14,13 @@ import faust
 from mode import Service
 
 from config import Settings
-from streams.agents import register_agents
+from streams.agents import register_agents, register_watchdog
 from streams.coordinator import Coordinator, PagingPolicy
 from streams.evaluation import EvaluationRunner
 from streams.evaluators import EvaluatorRegistry, default_evaluators
+from streams.dedup import DonePairs
 from streams.execution import TaskRunner
+from streams.faults import FaultInjection
 from streams.metrics import Metrics
 from streams.phoenix import PhoenixClient, RetryPolicy
 from streams.registry import TaskRegistry, default_tasks
@@ -51,6 +53,14 @@ class Pipeline:
     coordinator: Coordinator
     metrics: Metrics = field(default_factory=Metrics)
     local_aborts: set[str] = field(default_factory=set)
+    faults: FaultInjection = field(default_factory=FaultInjection)
+    _done_pairs: DonePairs | None = None
+
+    @property
+    def done_pairs(self) -> DonePairs:
+        if self._done_pairs is None:
+            self._done_pairs = DonePairs(self.tables.done, self.tables.ended)
+        return self._done_pairs
 
     def is_aborted(self, request_id: str) -> bool:
         return request_id in self.local_aborts or request_id in self.tables.aborted
@@ -100,6 +110,9 @@ def create_app(
         web_port=settings.web_port,
         web_in_thread=False,
         table_standby_replicas=0,
+        # Commit often: after a crash, only work finished since the last commit runs again.
+        broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
     )
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
@@ -148,6 +161,7 @@ def create_app(
                 page_size=settings.page_size,
                 max_in_flight=settings.max_in_flight_per_request,
                 progress_every=settings.progress_every,
+                stall_seconds=settings.stall_seconds,
             ),
             evaluators,
             tables.finished,
@@ -159,6 +173,8 @@ def create_app(
         coordinator=role in (Role.ALL, Role.TASKS),
         evaluators=role in (Role.ALL, Role.EVALUATORS),
     )
+    if role in (Role.ALL, Role.TASKS):
+        register_watchdog(pipeline)
     if web:
         register_views(pipeline)
     app.add_dependency(_Resources(pipeline))

@@ -28,17 +28,26 @@ from streams.events import (
     ControlEvent,
     EvaluationItem,
     EvaluationOutcome,
+    Example,
     FetchPage,
     Outcome,
     PageKind,
+    Reconcile,
     RequestState,
     ResumeRequest,
     RunOutcome,
     StartRequest,
     StatusEvent,
     WorkItem,
+    utcnow,
 )
-from streams.phoenix import PhoenixClient, PhoenixError
+from streams.phoenix import (
+    IncompleteEvaluationsPage,
+    IncompleteRunsPage,
+    PhoenixClient,
+    PhoenixError,
+)
+from streams.phoenix.models import IncompleteEvaluation
 from streams.phoenix.links import dataset_experiments_url, experiment_url
 from streams.registry import TaskRegistry
 from streams.summary import Summary
@@ -66,6 +75,7 @@ class Effects:
     control: list[ControlEvent] = field(default_factory=list)
     status: list[StatusEvent] = field(default_factory=list)
     aborted: dict[str, str] = field(default_factory=dict)  # request id -> cause
+    ended: dict[str, str] = field(default_factory=dict)  # request id -> final state
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,8 @@ class PagingPolicy:
     page_size: int = 50
     max_in_flight: int = 1000
     progress_every: int = 25
+    #: a request without any outcome for this long is verified against the server
+    stall_seconds: float = 120.0
 
 
 class Coordinator:
@@ -109,6 +121,8 @@ class Coordinator:
             await self._on_outcome(event, effects)
         elif isinstance(event, EvaluationOutcome):
             await self._on_evaluation_outcome(event, effects)
+        elif isinstance(event, Reconcile):
+            await self._on_reconcile(event, effects)
         return effects
 
     # --- requests ---
@@ -216,7 +230,10 @@ class Coordinator:
         if summary is None or summary.is_final:
             return
         # A stale or duplicated page event is ignored: the summary knows where paging is.
-        if event.kind is PageKind.EVALUATIONS:
+        if event.verify:
+            if summary.verifying is event.kind and event.cursor == summary.verify_cursor:
+                await self._verify_page(summary, effects)
+        elif event.kind is PageKind.EVALUATIONS:
             if not summary.eval_paging_finished and event.cursor == summary.eval_cursor:
                 await self._page_evaluations(summary, effects)
         elif not summary.paging_finished and event.cursor == summary.cursor:
@@ -234,27 +251,11 @@ class Coordinator:
             self._finish(summary.with_state(RequestState.FAILED, str(exc)), effects)
             return
         count = 0
-        wanted = set(summary.evaluators)
         for incomplete in page.data:
-            names = tuple(n for n in summary.evaluators if n in set(incomplete.evaluation_names) & wanted)
-            if not names:
-                continue
-            run = incomplete.experiment_run
-            effects.evaluations.append(
-                EvaluationItem(
-                    request_id=summary.request_id,
-                    experiment_id=summary.experiment_id,
-                    run_id=run.id,
-                    repetition=run.repetition_number,
-                    example=incomplete.dataset_example.to_example(),
-                    output=run.output,
-                    evaluators=names,
-                    stop_on_first_error=summary.stop_on_first_error,
-                    project_name=summary.project_name,
-                    team=summary.team,
-                )
-            )
-            count += len(names)
+            names = tuple(n for n in summary.evaluators if n in incomplete.evaluation_names)
+            if names:
+                effects.evaluations.append(self._evaluation_item(summary, incomplete, names))
+                count += len(names)
         next_cursor = page.next_cursor if page.data else None
         summary = summary.published_evaluation_page(count, next_cursor)
         if not summary.eval_paging_finished:
@@ -268,7 +269,40 @@ class Coordinator:
         if not summary.paging_finished:
             await self._page(summary, effects)  # evaluations are listed: now the runs
         elif summary.all_finished:
-            await self._complete(summary, effects)
+            await self._verify(summary, effects)
+
+    @staticmethod
+    def _work_item(summary: Summary, example: Example, repetition: int) -> WorkItem:
+        assert summary.task is not None  # only requests with a task page runs
+        return WorkItem(
+            request_id=summary.request_id,
+            experiment_id=summary.experiment_id,
+            task=summary.task,
+            example=example,
+            repetition=repetition,
+            evaluators=summary.evaluators,
+            stop_on_first_error=summary.stop_on_first_error,
+            project_name=summary.project_name,
+            team=summary.team,
+        )
+
+    @staticmethod
+    def _evaluation_item(
+        summary: Summary, incomplete: IncompleteEvaluation, names: tuple[str, ...]
+    ) -> EvaluationItem:
+        run = incomplete.experiment_run
+        return EvaluationItem(
+            request_id=summary.request_id,
+            experiment_id=summary.experiment_id,
+            run_id=run.id,
+            repetition=run.repetition_number,
+            example=incomplete.dataset_example.to_example(),
+            output=run.output,
+            evaluators=names,
+            stop_on_first_error=summary.stop_on_first_error,
+            project_name=summary.project_name,
+            team=summary.team,
+        )
 
     @staticmethod
     def _next_page(summary: Summary, kind: PageKind) -> FetchPage:
@@ -291,22 +325,9 @@ class Coordinator:
         for incomplete in page.data:
             example = incomplete.dataset_example.to_example()
             for repetition in incomplete.repetition_numbers:
-                effects.work.append(
-                    WorkItem(
-                        request_id=summary.request_id,
-                        experiment_id=summary.experiment_id,
-                        task=summary.task,
-                        example=example,
-                        repetition=repetition,
-                        evaluators=summary.evaluators,
-                        stop_on_first_error=summary.stop_on_first_error,
-                        project_name=summary.project_name,
-                        team=summary.team,
-                    )
-                )
+                effects.work.append(self._work_item(summary, example, repetition))
                 count += 1
         next_cursor = page.next_cursor if page.data else None
-        assert summary.task is not None  # run paging only happens for requests with a task
         summary = summary.published_page(count, next_cursor)
         if not summary.paging_finished:
             if summary.in_flight < self.policy.max_in_flight:
@@ -315,7 +336,7 @@ class Coordinator:
                 summary = summary.model_copy(update={"page_pending": True})
         self.summaries[summary.request_id] = summary
         if summary.all_finished:
-            await self._complete(summary, effects)
+            await self._verify(summary, effects)
         elif summary.paging_finished:
             self._status(summary, f"paging finished: {summary.published} pairs published", effects)
 
@@ -391,10 +412,139 @@ class Coordinator:
             summary = summary.model_copy(update={"eval_page_pending": False})
             effects.control.append(self._next_page(summary, PageKind.EVALUATIONS))
         self.summaries[summary.request_id] = summary
-        if summary.all_finished:
-            await self._complete(summary, effects)
+        if summary.ready_to_verify:
+            await self._verify(summary, effects)
         elif (summary.finished + summary.evaluations_finished) % self.policy.progress_every == 0:
             self._status(summary, "progress", effects)
+
+    # --- verification (never report complete while work is missing) ---
+
+    async def _on_reconcile(self, event: Reconcile, effects: Effects) -> None:
+        summary = self.summaries.get(event.request_id)
+        if summary is None or summary.is_final or summary.verifying is not None:
+            return
+        if summary.state is RequestState.QUEUED:
+            return
+        idle = (utcnow() - summary.last_progress_at).total_seconds()
+        if idle < self.policy.stall_seconds:
+            return
+        # Outcomes stopped coming: some work was lost (a crash, or offsets committed past
+        # items still in flight). Verification takes over: it publishes every pair left.
+        self._status(
+            summary, f"no progress for {idle:.0f} s: verifying against the server", effects
+        )
+        summary = summary.model_copy(
+            update={"paging_finished": True, "eval_paging_finished": True, "page_pending": False,
+                    "eval_page_pending": False}
+        )
+        await self._verify(summary, effects)
+
+    async def _verify(self, summary: Summary, effects: Effects) -> None:
+        """Start a verification pass: list what the server still lacks."""
+        first = PageKind.RUNS if summary.task is not None else PageKind.EVALUATIONS
+        summary = summary.model_copy(
+            update={
+                "verifying": first,
+                "verify_cursor": None,
+                "verify_repairs": 0,
+                "verify_passes": summary.verify_passes + 1,
+                "last_progress_at": utcnow(),
+            }
+        )
+        await self._verify_page(summary, effects)
+
+    async def _verify_page(self, summary: Summary, effects: Effects) -> None:
+        kind = summary.verifying
+        assert kind is not None
+        try:
+            if kind is PageKind.RUNS:
+                page = await self.phoenix.incomplete_runs(
+                    summary.experiment_id, cursor=summary.verify_cursor, limit=self.policy.page_size
+                )
+                repairs = self._repair_runs(summary, page, effects)
+            else:
+                page = await self.phoenix.incomplete_evaluations(
+                    summary.experiment_id,
+                    summary.evaluators,
+                    cursor=summary.verify_cursor,
+                    limit=self.policy.page_size,
+                )
+                repairs = self._repair_evaluations(summary, page, effects)
+        except PhoenixError as exc:
+            self._finish(summary.with_state(RequestState.FAILED, str(exc)), effects)
+            return
+        summary = summary.model_copy(
+            update={
+                "verify_repairs": summary.verify_repairs + repairs,
+                "repaired": summary.repaired + repairs,
+            }
+        )
+        next_cursor = page.next_cursor if page.data else None
+        if next_cursor is not None:
+            summary = summary.model_copy(update={"verify_cursor": next_cursor})
+            self.summaries[summary.request_id] = summary
+            effects.control.append(
+                FetchPage(
+                    request_id=summary.request_id,
+                    experiment_id=summary.experiment_id,
+                    kind=kind,
+                    cursor=next_cursor,
+                    verify=True,
+                )
+            )
+            return
+        if kind is PageKind.RUNS and summary.evaluators:
+            summary = summary.model_copy(
+                update={"verifying": PageKind.EVALUATIONS, "verify_cursor": None}
+            )
+            await self._verify_page(summary, effects)
+            return
+        # The pass is over. Nothing was missing: the request is complete. Otherwise the
+        # repairs are in flight, and their outcomes lead to another pass.
+        summary = summary.model_copy(
+            update={
+                "verifying": None,
+                "verify_cursor": None,
+                "verify_mark": summary.finished + summary.evaluations_finished,
+            }
+        )
+        self.summaries[summary.request_id] = summary
+        if summary.verify_repairs == 0:
+            await self._complete(summary, effects)
+        else:
+            self._status(
+                summary,
+                f"verification re-published {summary.verify_repairs} lost item(s)",
+                effects,
+            )
+
+    def _repair_runs(self, summary: Summary, page: IncompleteRunsPage, effects: Effects) -> int:
+        repairs = 0
+        for incomplete in page.data:
+            example = incomplete.dataset_example.to_example()
+            for repetition in incomplete.repetition_numbers:
+                if f"{summary.request_id}/run/{example.id}/{repetition}" in self.finished:
+                    continue  # it has an outcome (a recorded failure, say): not lost
+                effects.work.append(self._work_item(summary, example, repetition))
+                repairs += 1
+        return repairs
+
+    def _repair_evaluations(
+        self, summary: Summary, page: IncompleteEvaluationsPage, effects: Effects
+    ) -> int:
+        repairs = 0
+        for incomplete in page.data:
+            run_id = incomplete.experiment_run.id
+            names = tuple(
+                n
+                for n in summary.evaluators
+                if n in incomplete.evaluation_names
+                and f"{summary.request_id}/evaluation/{run_id}/{n}" not in self.finished
+            )
+            if names:
+                effects.evaluations.append(self._evaluation_item(summary, incomplete, names))
+                repairs += len(names)
+        return repairs
 
     async def _complete(self, summary: Summary, effects: Effects) -> None:
         parts = []
@@ -434,6 +584,7 @@ class Coordinator:
         self._status(summary, message or summary.cause or summary.state.value, effects)
         if summary.is_final:
             self._forget_outcomes(summary.request_id)
+            effects.ended[summary.request_id] = summary.state.value
         if release:
             self._release(summary, effects)
 

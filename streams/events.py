@@ -129,6 +129,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     ALREADY_DONE = "already_done"
     SKIPPED = "skipped"
+    #: Phoenix could not be reached after every retry: the item is on the dead-letter topic.
+    DEAD_LETTERED = "dead_lettered"
 
 
 class RequestState(StrEnum):
@@ -179,6 +181,16 @@ class FetchPage(Contract):
     experiment_id: Identifier
     kind: PageKind = PageKind.RUNS
     cursor: str | None = None
+    #: a verification pass: re-lists everything to find pairs that never got an outcome
+    verify: bool = False
+
+
+class Reconcile(Contract):
+    """Sent by a worker's watchdog when a request has made no progress for a while."""
+
+    type: Literal["reconcile"] = "reconcile"
+    request_id: str
+    experiment_id: Identifier
 
 
 class RunOutcome(Contract):
@@ -202,7 +214,7 @@ class EvaluationOutcome(Contract):
 
 
 ControlEvent = Annotated[
-    StartRequest | Activate | FetchPage | RunOutcome | EvaluationOutcome,
+    StartRequest | Activate | FetchPage | RunOutcome | EvaluationOutcome | Reconcile,
     Field(discriminator="type"),
 ]
 

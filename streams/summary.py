@@ -14,11 +14,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.events import Outcome, RequestState, ResumeRequest, utcnow
+from streams.events import Outcome, PageKind, RequestState, ResumeRequest, utcnow
 
 #: Fields that exist for the coordinator's bookkeeping, not for readers of the summary.
 INTERNAL_FIELDS = frozenset(
-    {"cursor", "page_pending", "eval_cursor", "eval_page_pending", "schema_version"}
+    {
+        "cursor",
+        "page_pending",
+        "eval_cursor",
+        "eval_page_pending",
+        "verify_cursor",
+        "verify_repairs",
+        "verify_mark",
+        "schema_version",
+    }
 )
 
 #: The outcome counters kept per evaluator.
@@ -50,6 +59,7 @@ class Summary(BaseModel):
     failed: int = 0
     already_done: int = 0
     skipped: int = 0
+    dead_lettered: int = 0
     paging_finished: bool = False
 
     evaluations_published: int = 0
@@ -66,10 +76,21 @@ class Summary(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
+    #: Verification: before completing, the experiment is listed again and every pair (or
+    #: evaluation) this request should have handled but has no outcome for is published
+    #: again. ``verifying`` names the listing being read, None outside a pass.
+    verifying: PageKind | None = None
+    verify_passes: int = 0
+    repaired: int = 0
+    last_progress_at: datetime = Field(default_factory=utcnow)
+
     cursor: str | None = None
     page_pending: bool = False
     eval_cursor: str | None = None
     eval_page_pending: bool = False
+    verify_cursor: str | None = None
+    verify_repairs: int = 0
+    verify_mark: int = 0
 
     @classmethod
     def for_request(cls, request: ResumeRequest) -> Summary:
@@ -88,7 +109,9 @@ class Summary(BaseModel):
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failed + self.already_done + self.skipped
+        return (
+            self.succeeded + self.failed + self.already_done + self.skipped + self.dead_lettered
+        )
 
     @property
     def in_flight(self) -> int:
@@ -111,6 +134,18 @@ class Summary(BaseModel):
             and self.finished >= self.published
             and self.evaluations_finished >= self.evaluations_published
         )
+
+    @property
+    def ready_to_verify(self) -> bool:
+        """Time for a verification pass: all outcomes are in (first pass), or as many outcomes
+        as the last pass re-published items have arrived since (repairs are not counted in
+        ``published``: a lost item and its repair are one pair)."""
+        if self.verifying is not None or self.is_final:
+            return False
+        if self.verify_passes == 0:
+            return self.all_finished
+        done = self.finished + self.evaluations_finished
+        return done - self.verify_mark >= self.verify_repairs
 
     @property
     def is_final(self) -> bool:
@@ -145,13 +180,13 @@ class Summary(BaseModel):
 
     def counted(self, outcome: Outcome) -> Summary:
         field = outcome.value
-        return self.model_copy(update={field: getattr(self, field) + 1})
+        return self.model_copy(update={field: getattr(self, field) + 1, "last_progress_at": utcnow()})
 
     def counted_evaluation(self, evaluator: str, outcome: Outcome) -> Summary:
         counts = {name: dict(c) for name, c in self.evaluations.items()}
         per = counts.setdefault(evaluator, dict.fromkeys(EVALUATION_COUNTERS, 0))
         per[outcome.value] = per.get(outcome.value, 0) + 1
-        return self.model_copy(update={"evaluations": counts})
+        return self.model_copy(update={"evaluations": counts, "last_progress_at": utcnow()})
 
     def published_evaluation_page(self, count: int, cursor: str | None) -> Summary:
         """``count`` more evaluations were asked for; ``cursor`` None ends evaluation paging."""

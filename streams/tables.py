@@ -1,4 +1,4 @@
-"""The changelog-backed tables: request summaries, per-experiment lanes, aborted requests."""
+"""The changelog-backed tables: request summaries, per-experiment lanes, outcomes, ends."""
 
 from __future__ import annotations
 
@@ -61,6 +61,11 @@ class Tables:
     finished: TableT
     #: request id -> abort cause; global, so every task worker skips an aborted request's items.
     aborted: TableT
+    #: request id -> final state; global, so task workers can forget the pairs of ended requests.
+    ended: TableT
+    #: "<work partition>/<request>/<example>/<repetition>" -> outcome, on the task side: a work
+    #: item redelivered after a crash is not run again when its outcome is known.
+    done: TableT
     #: "<run id>/<evaluator>" -> True once an evaluation succeeded; guards it from late errors.
     evaluated: TableT
 
@@ -78,6 +83,9 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
         # No value_type: Faust's changelog recovery can only rebuild Faust records or
         # JSON-native values, so these hold plain JSON (str, bool).
         aborted=app.GlobalTable("aborted", key_type=str, partitions=partitions),
+        ended=app.GlobalTable("ended", key_type=str, partitions=partitions),
+        # Written by task agents from the work topic: same partition count.
+        done=app.Table("done", key_type=str, partitions=settings.work_partitions),
         # Written by evaluator agents from the evaluations topic: same partition count.
         evaluated=app.Table("evaluated", key_type=str, partitions=settings.work_partitions),
     )

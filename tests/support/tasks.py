@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from streams.registry import task
 
@@ -26,3 +27,19 @@ def fails_on_example_three(input: dict) -> dict:
     if input["n"] == 3:
         raise RuntimeError("example three is poison")
     return {"ok": True}
+
+
+def _log_execution(input: dict) -> None:
+    # Test support only: worker subprocesses report each execution to the test via a file.
+    path = os.environ.get("EXECUTION_LOG")
+    if path:
+        with open(path, "a") as log:
+            log.write(f"{input['n']}\n")
+
+
+@task("slow-echo")
+async def slow_echo(input: dict) -> dict:
+    """Answer after 50 ms, noting every execution in $EXECUTION_LOG."""
+    _log_execution(input)
+    await asyncio.sleep(0.05)
+    return {"echo": input["question"]}

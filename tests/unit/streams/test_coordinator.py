@@ -15,6 +15,7 @@ from streams.events import (
     FetchPage,
     Outcome,
     RequestState,
+    Reconcile,
     ResumeRequest,
     RunOutcome,
     StartRequest,
@@ -59,6 +60,7 @@ def harness(
     page_size: int = 2,
     max_in_flight: int = 1000,
     progress_every: int = 1000,
+    stall_seconds: float = 120.0,
 ) -> Harness:
     phoenix = FakePhoenix(*experiments)
     summaries: dict[str, Summary] = {}
@@ -68,7 +70,12 @@ def harness(
         registry(),
         summaries,
         lanes,
-        PagingPolicy(page_size=page_size, max_in_flight=max_in_flight, progress_every=progress_every),
+        PagingPolicy(
+            page_size=page_size,
+            max_in_flight=max_in_flight,
+            progress_every=progress_every,
+            stall_seconds=stall_seconds,
+        ),
     )
     return Harness(phoenix, coordinator, summaries, lanes)
 
@@ -350,9 +357,13 @@ async def test_outcomes_are_counted_and_completion_waits_for_the_last() -> None:
         assert not any(st.state.is_final for st in effects.status)
     assert h.summary(req.request_id).state is RequestState.RUNNING
 
-    last = await h.coordinator.handle(outcome_for(work[-1], kinds[-1]))
+    # The last outcome starts a verification pass over the server's listing (several
+    # pages here); it finds nothing without an outcome, so the request completes.
+    last = await drain(h, outcome_for(work[-1], kinds[-1]))
+    assert last.work == []
     s = h.summary(req.request_id)
     assert (s.succeeded, s.failed, s.already_done, s.finished, s.in_flight) == (4, 1, 1, 6, 0)
+    assert (s.verify_passes, s.repaired) == (1, 0)
     assert s.state is RequestState.COMPLETE
     assert [st.state for st in last.status] == [RequestState.COMPLETE]
     assert last.status[0].message == (
@@ -640,3 +651,47 @@ async def test_duplicate_start_request_is_ignored() -> None:
     assert h.summary(req.request_id) == before
     assert h.lanes[EXP] == Lane(active=req.request_id, recent=(req.request_id,))
     assert len(first.work) == 3
+
+
+# --- verification: lost work is found and published again ---
+
+
+async def test_stalled_request_republishes_only_the_lost_pair() -> None:
+    h = harness(experiment(examples=3, repetitions=2), page_size=2, stall_seconds=0)
+    req = request()
+    work = (await drain(h, StartRequest(request=req))).work
+    lost, delivered = work[2], work[:2] + work[3:]
+    for item in delivered:
+        await h.coordinator.handle(outcome_for(item))
+    assert h.summary(req.request_id).state is RequestState.RUNNING  # waits for the lost one
+
+    repair = await drain(h, Reconcile(request_id=req.request_id, experiment_id=EXP))
+    assert pairs(repair.work) == pairs([lost])
+    assert h.summary(req.request_id).repaired == 1
+    done = await drain(h, outcome_for(repair.work[0]))
+    s = h.summary(req.request_id)
+    assert s.state is RequestState.COMPLETE
+    assert (s.succeeded, s.published, s.repaired, s.verify_passes) == (6, 6, 1, 2)
+    assert done.work == []
+
+
+async def test_reconcile_is_ignored_while_the_request_makes_progress() -> None:
+    h = harness(experiment(examples=2), page_size=5, stall_seconds=3600)
+    req = request()
+    await drain(h, StartRequest(request=req))
+    effects = await h.coordinator.handle(Reconcile(request_id=req.request_id, experiment_id=EXP))
+    assert effects == Effects()
+
+
+async def test_stall_while_paging_is_paused_lists_everything_left() -> None:
+    # Backpressure paused paging; the in-flight items are then lost. Verification takes
+    # over paging: every pair without an outcome is published, the unpaged ones included.
+    h = harness(experiment(examples=6), page_size=2, max_in_flight=2, stall_seconds=0)
+    req = request()
+    first = await drain(h, StartRequest(request=req))
+    assert len(first.work) == 2 and h.summary(req.request_id).page_pending
+    repair = await drain(h, Reconcile(request_id=req.request_id, experiment_id=EXP))
+    assert sorted(pairs(repair.work)) == [(f"ex{n:03d}", 1) for n in range(1, 7)]
+    for item in repair.work:
+        await drain(h, outcome_for(item))
+    assert h.summary(req.request_id).state is RequestState.COMPLETE

@@ -1,4 +1,5 @@
-"""Session fixtures for the real-stack tests: one Kafka broker and one Phoenix server."""
+"""Fixtures for the real-stack suites (integration, reliability): one Kafka broker and one
+Phoenix server per test session, started on free ports unless the environment names them."""
 
 from __future__ import annotations
 

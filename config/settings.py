@@ -7,12 +7,13 @@ everything else is ``RESUME_<FIELD>`` (for example ``RESUME_TASK_CONCURRENCY=20`
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import unquote
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -88,6 +89,17 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="Never logged, published or put in an error message."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle to verify the brokers (SSL and SASL_SSL)."
     )
     app_id: str = Field(default="phoenix-resume", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     topic_prefix: str = Field(default="phoenix-resume.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
@@ -166,6 +178,26 @@ class Settings(BaseSettings):
         if value is not None:
             parse_header_list(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and (
+            not self.kafka_sasl_username or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"RESUME_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "RESUME_KAFKA_SASL_USERNAME and RESUME_KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
+            raise ValueError(f"RESUME_KAFKA_SSL_CAFILE {self.kafka_ssl_cafile} is not a file")
+        return self
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for SSL and SASL_SSL, None for plaintext protocols."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+        return ssl.create_default_context(cafile=cafile)
 
     @property
     def phoenix_base_url(self) -> str:

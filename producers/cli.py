@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from config import Settings, load_settings
 from producers.errors import ResumeError
-from producers.kafka import RequestPublisher, StatusFollower, ensure_topics
+from producers.kafka import (
+    KafkaAuthError,
+    KafkaUnavailableError,
+    RequestPublisher,
+    StatusFollower,
+    check_kafka,
+    ensure_topics,
+)
 from producers.progress import ProgressPrinter, format_summary
 from producers.runner import raise_for_final, run_request
 from streams.evaluators import default_evaluators, resolve_evaluator_reference
@@ -66,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="print the summary of an experiment's requests")
     status.add_argument("experiment_id")
+
+    schemas = sub.add_parser("schemas", help="write the JSON Schema of every topic's events")
+    schemas.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
     return parser
 
 
@@ -83,12 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "evaluate": _run,
         "status": _status,
+        "schemas": _schemas,
     }
     try:
         return command[args.command](args, settings)
     except (RegistryError, ValidationError) as exc:
         print(f"phoenix-resume: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (KafkaAuthError, KafkaUnavailableError) as exc:
+        print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except ResumeError as exc:
         if exc.summary:
             print(format_summary(exc.summary))
@@ -104,6 +118,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import Role, create_app
 
     import_modules([*settings.task_modules, *args.task_module])
+    asyncio.run(check_kafka(settings))  # a wrong password or address fails here, clearly
     pipeline = create_app(settings, role=Role(args.role))
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()
@@ -120,6 +135,7 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def publish() -> dict | None:
+        await check_kafka(settings)
         await ensure_topics(settings)
         async with RequestPublisher(settings) as publisher:
             if not args.wait:
@@ -178,6 +194,15 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         print(format_summary(summary))
     if not report.get("requests"):
         print(json.dumps(report, indent=2))
+    return EXIT_OK
+
+
+def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    """Write ``<topic>.v<version>.schema.json`` for every topic's value model into ``--out``."""
+    from producers.schemas import write_schemas
+
+    for path in write_schemas(args.out):
+        print(path)
     return EXIT_OK
 
 

@@ -16,7 +16,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
 
 from config import Settings
 from streams.codec import PydanticCodec, Undecodable
@@ -24,9 +30,72 @@ from streams.events import ResumeRequest, StatusEvent
 from streams.tracing import inject, new_root_context
 
 
+class KafkaUnavailableError(RuntimeError):
+    """No broker answered at the configured bootstrap servers."""
+
+
+class KafkaAuthError(RuntimeError):
+    """The brokers refused our credentials or security settings."""
+
+
 def connection_options(settings: Settings) -> dict[str, Any]:
-    """aiokafka keyword arguments shared by every client of ours."""
-    return {"bootstrap_servers": settings.kafka_hosts}
+    """aiokafka keyword arguments shared by every client of ours (security included)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_hosts,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    context = settings.kafka_ssl_context()
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # checked by the settings model
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return options
+
+
+async def check_kafka(settings: Settings, timeout: float = 15.0) -> None:
+    """Connect to a bootstrap server once, so a wrong password or address fails clearly.
+
+    aiokafka's clients only log an authentication failure and then report that they
+    could not bootstrap; this names the cause (never the password).
+    """
+    options = connection_options(settings)
+    last: Exception | None = None
+    for hostport in settings.kafka_hosts:
+        host, _, port = hostport.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(
+                    host,
+                    int(port),
+                    security_protocol=options["security_protocol"],
+                    ssl_context=options.get("ssl_context"),
+                    sasl_mechanism=options.get("sasl_mechanism", "PLAIN"),
+                    sasl_plain_username=options.get("sasl_plain_username"),
+                    sasl_plain_password=options.get("sasl_plain_password"),
+                ),
+                timeout,
+            )
+        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError) as exc:
+            raise KafkaAuthError(
+                f"Kafka at {hostport} refused the credentials of user "
+                f"{settings.kafka_sasl_username!r} ({settings.kafka_security_protocol}/"
+                f"{settings.kafka_sasl_mechanism}): {type(exc).__name__}; check "
+                "RESUME_KAFKA_SASL_USERNAME and RESUME_KAFKA_SASL_PASSWORD"
+            ) from None
+        except (OSError, TimeoutError, KafkaError) as exc:
+            last = exc
+            continue
+        conn.close()
+        return
+    raise KafkaUnavailableError(
+        f"no Kafka broker answered at {settings.kafka_bootstrap_servers} "
+        f"({settings.kafka_security_protocol}): {type(last).__name__}: {last}"
+    )
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -137,3 +206,32 @@ class StatusFollower:
                     yield status
                     if status.state.is_final:
                         return
+
+
+async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Any]:
+    """Every record of ``topic`` from the beginning up to its current end (no group)."""
+    consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        # (An assignment also keeps aiokafka 0.14 from failing to stop an idle consumer.)
+        consumer.assign(tps or [TopicPartition(topic, 0)])
+        if not tps:
+            return []
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach its end in {timeout:g} s")
+            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                records.extend(messages)
+                if messages and messages[-1].offset >= ends[tp] - 1:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()

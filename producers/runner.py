@@ -19,7 +19,13 @@ import faust
 
 from config import Settings
 from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchError
-from producers.kafka import RequestPublisher, StatusFollower, delete_topics, ensure_topics
+from producers.kafka import (
+    RequestPublisher,
+    StatusFollower,
+    check_kafka,
+    delete_topics,
+    ensure_topics,
+)
 from streams.app import Pipeline, create_app
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.evaluators import EvaluatorRegistry
@@ -42,6 +48,7 @@ def isolated(settings: Settings) -> Settings:
 @contextlib.asynccontextmanager
 async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
     """Run ``pipeline``'s agents on the current event loop for the duration of the block."""
+    await check_kafka(pipeline.settings)
     await ensure_topics(pipeline.settings)
     worker = faust.Worker(
         pipeline.app,
@@ -65,6 +72,7 @@ async def publish_and_follow(
     on_status: Callable[[StatusEvent], None] | None = None,
 ) -> StatusEvent:
     """Publish ``request`` and return its final status event."""
+    await ensure_topics(settings)
     final: StatusEvent | None = None
     async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
         await publisher.publish(request)

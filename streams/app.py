@@ -81,6 +81,22 @@ class _Resources(Service):
         await self.pipeline.phoenix.aclose()
 
 
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust's form of the Kafka security settings."""
+    context = settings.kafka_ssl_context()
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # checked by the settings model
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_app(
     settings: Settings,
     *,
@@ -97,6 +113,7 @@ def create_app(
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_broker_url,
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         autodiscover=False,
         datadir=str(datadir),

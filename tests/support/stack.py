@@ -39,6 +39,18 @@ def _env(stack_dir: Path) -> dict[str, str]:
     return env
 
 
+def stack_script(stack_dir: Path, command: str, **env: str) -> dict[str, str]:
+    """Run ``scripts/stack.sh COMMAND`` for ``stack_dir``; the KEY=VALUE lines it prints."""
+    full = _env(stack_dir)
+    full.update(env)
+    result = subprocess.run(
+        ["bash", str(STACK_SCRIPT), command], env=full, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise StackError(f"stack.sh {command} failed:\n{result.stderr[-4000:]}")
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
 def start_stack(stack_dir: Path) -> Stack:
     """Reuse the stack named by the environment, or start one in ``stack_dir``."""
     kafka, phoenix = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("PHOENIX_HOST")

@@ -43,3 +43,11 @@ async def slow_echo(input: dict) -> dict:
     _log_execution(input)
     await asyncio.sleep(0.05)
     return {"echo": input["question"]}
+
+
+@task("fails-on-odd")
+def fails_on_odd(input: dict) -> dict:
+    """Fail for odd ``n`` (sync)."""
+    if input["n"] % 2:
+        raise ValueError(f"odd input {input['n']}")
+    return {"even": input["n"]}

@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--concurrency", type=int, default=5)
     evaluate.add_argument("--stop-on-first-error", action="store_true")
 
+    letters = sub.add_parser("dead-letters", help="list (and replay) the dead-letter topic")
+    letters.add_argument("--reason", help="only letters with this reason (invalid, oversized, phoenix)")
+    letters.add_argument("--source-topic", help="only letters that came from this topic")
+    letters.add_argument(
+        "--position", action="append", default=[], metavar="PARTITION:OFFSET",
+        help="only these letters (repeatable)",
+    )
+    letters.add_argument("--replay", action="store_true", help="publish them to their source again")
+
     status = sub.add_parser("status", help="print the summary of an experiment's requests")
     status.add_argument("experiment_id")
 
@@ -93,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "evaluate": _run,
         "status": _status,
+        "dead-letters": _dead_letters,
         "schemas": _schemas,
     }
     try:
@@ -177,6 +187,34 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     summary = asyncio.run(run_request(settings, request, on_status=ProgressPrinter()))
     print(format_summary(summary))
     return EXIT_OK
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.deadletters import list_dead_letters, replay
+
+    async def act() -> int:
+        await check_kafka(settings)
+        letters = [
+            letter
+            for letter in await list_dead_letters(settings)
+            if (args.reason is None or letter.reason == args.reason)
+            and (args.source_topic is None or letter.source_topic == args.source_topic)
+            and (not args.position or letter.position in args.position)
+        ]
+        for letter in letters:
+            print(
+                f"{letter.position}\t{letter.reason}\tfrom {letter.source_topic}"
+                f"[{letter.source_partition}]@{letter.source_offset}\t{len(letter.value)} bytes"
+                f"\t{letter.error}"
+            )
+        if args.replay:
+            count = await replay(settings, letters)
+            print(f"replayed {count} dead letter(s)", file=sys.stderr)
+        else:
+            print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+        return EXIT_OK
+
+    return asyncio.run(act())
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,7 @@ decisions are made by :class:`streams.coordinator.Coordinator` and
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from streams.events import (
     RequestState,
     RunOutcome,
     StartRequest,
+    StatusEvent,
     WorkItem,
     utcnow,
 )
@@ -71,6 +73,29 @@ async def dead_letter_undecodable(pipeline: Pipeline, event: EventT, bad: Undeco
     await dead_letter(pipeline, event, bad.raw, bad.reason, bad.error)
 
 
+async def reject_undecodable_request(pipeline: Pipeline, bad: Undecodable) -> None:
+    """Tell the requester on the status topic, when the bytes say who the requester is."""
+    try:
+        fields = json.loads(bad.raw)
+    except ValueError:
+        return  # not JSON: nobody to tell; the dead letter keeps it
+    if not isinstance(fields, dict) or not isinstance(fields.get("experiment_id"), str):
+        return
+    experiment_id = fields["experiment_id"][:256]
+    request_id = str(fields.get("request_id") or "unknown")[:64]
+    await pipeline.topics.status.send(
+        key=experiment_id,
+        value=StatusEvent(
+            request_id=request_id,
+            experiment_id=experiment_id,
+            state=RequestState.REJECTED,
+            message=f"invalid request ({bad.reason}): {bad.error}",
+            summary={"request_id": request_id, "experiment_id": experiment_id,
+                     "state": RequestState.REJECTED.value, "cause": bad.error},
+        ),
+    )
+
+
 def register_agents(
     pipeline: Pipeline, *, tasks: bool = True, coordinator: bool = True, evaluators: bool = True
 ) -> None:
@@ -85,6 +110,7 @@ def register_agents(
                 value: Any = event.value
                 if isinstance(value, Undecodable):
                     await dead_letter_undecodable(pipeline, event, value)
+                    await reject_undecodable_request(pipeline, value)
                     continue
                 await topics.control.send(
                     key=value.experiment_id,

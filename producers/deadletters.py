@@ -1,0 +1,73 @@
+"""List and replay the dead-letter topic.
+
+Every message an agent could not use (not JSON, wrong schema, unknown schema version, too
+large) or could not finish (Phoenix unreachable after every retry) is kept there with its
+original bytes and the headers ``dlq.reason``, ``dlq.error``, ``dlq.topic``,
+``dlq.partition`` and ``dlq.offset``. Replaying publishes the original bytes, with the
+original key, to the topic they came from.
+
+    $ phoenix-resume dead-letters                          # list
+    $ phoenix-resume dead-letters --reason phoenix --replay
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from config import Settings
+from producers.kafka import connection_options, read_topic
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    reason: str
+    error: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+
+    @property
+    def position(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+
+def _header(headers: dict[str, bytes], name: str) -> str:
+    return headers.get(name, b"").decode("utf-8", "replace")
+
+
+async def list_dead_letters(settings: Settings) -> list[DeadLetter]:
+    letters = []
+    for record in await read_topic(settings, settings.topics.dead_letters):
+        headers = dict(record.headers or [])
+        letters.append(
+            DeadLetter(
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value or b"",
+                reason=_header(headers, "dlq.reason"),
+                error=_header(headers, "dlq.error"),
+                source_topic=_header(headers, "dlq.topic"),
+                source_partition=int(_header(headers, "dlq.partition") or -1),
+                source_offset=int(_header(headers, "dlq.offset") or -1),
+            )
+        )
+    return letters
+
+
+async def replay(settings: Settings, letters: list[DeadLetter]) -> int:
+    """Publish each letter's original bytes to its source topic; returns how many."""
+    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
+    await producer.start()
+    try:
+        for letter in letters:
+            await producer.send_and_wait(letter.source_topic, key=letter.key, value=letter.value)
+    finally:
+        await producer.stop()
+    return len(letters)

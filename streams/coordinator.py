@@ -567,6 +567,14 @@ class Coordinator:
                     )
                     + "."
                 )
+        lost = summary.dead_lettered + sum(
+            c.get("dead_lettered", 0) for c in summary.evaluations.values()
+        )
+        if lost:
+            parts.append(
+                f"{lost} item(s) could not be recorded (Phoenix unreachable) and wait on the "
+                "dead-letter topic: phoenix-resume dead-letters --reason phoenix --replay"
+            )
         message = " ".join(parts)
         self._finish(summary.with_state(RequestState.COMPLETE), effects, message=message)
 

@@ -9,6 +9,6 @@ environment.
     'http://127.0.0.1:6006'
 """
 
-from config.settings import Settings, TopicNames, load_settings
+from config.settings import Settings, TeamConfig, TopicNames, load_settings
 
-__all__ = ["Settings", "TopicNames", "load_settings"]
+__all__ = ["Settings", "TeamConfig", "TopicNames", "load_settings"]

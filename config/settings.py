@@ -7,13 +7,23 @@ everything else is ``RESUME_<FIELD>`` (for example ``RESUME_TASK_CONCURRENCY=20`
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -27,6 +37,41 @@ class TopicNames(BaseModel):
     completed_runs: str
     status: str
     dead_letters: str
+
+
+class TeamConfig(BaseModel):
+    """One team: its Phoenix server, where its key is, what it may run, how much at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phoenix_host: str
+    #: the name of the environment variable holding the team's Phoenix API key
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: resolved from ``api_key_env`` when the settings are read (never from config files)
+    api_key: SecretStr | None = None
+    tasks: list[str] = Field(default_factory=lambda: ["*"])
+    evaluators: list[str] = Field(default_factory=lambda: ["*"])
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+    @field_validator("phoenix_host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a team's phoenix_host must start with http:// or https://")
+        return value.rstrip("/")
+
+    def allows_task(self, name: str) -> bool:
+        return "*" in self.tasks or name in self.tasks
+
+    def allows_evaluator(self, name: str) -> bool:
+        return "*" in self.evaluators or name in self.evaluators
+
+    def headers(self, base: dict[str, str]) -> dict[str, str]:
+        """Phoenix headers for this team: the shared client headers, with its own key only."""
+        headers = {k: v for k, v in base.items() if k != "authorization"}
+        if self.api_key is not None:
+            headers["authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        return headers
 
 
 def _split_list(value: object) -> object:
@@ -113,6 +158,14 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000)
 
+    # --- Teams (optional; without them one default team covers everything) ---
+    teams: dict[str, TeamConfig] = Field(
+        default_factory=dict,
+        description="JSON object: team name -> {phoenix_host, api_key_env, tasks, evaluators, "
+        "max_concurrency}; or RESUME_TEAMS_FILE pointing at such a JSON file.",
+    )
+    teams_file: Path | None = None
+
     # --- Pipeline ---
     page_size: int = Field(default=50, ge=1, le=1000)
     max_in_flight_per_request: int = Field(
@@ -178,6 +231,36 @@ class Settings(BaseSettings):
         if value is not None:
             parse_header_list(value.get_secret_value())
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_teams(cls, data: Any) -> Any:
+        """Teams from RESUME_TEAMS_FILE, and each team's key from its named variable: read
+        here, once, so nothing below config/ touches the environment."""
+        if not isinstance(data, dict):
+            return data
+        path = data.get("teams_file")
+        if path and not data.get("teams"):
+            try:
+                data = {**data, "teams": json.loads(Path(path).read_text())}
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"cannot read RESUME_TEAMS_FILE {path}: {exc}") from None
+        teams = data.get("teams")
+        if isinstance(teams, str):
+            teams = json.loads(teams)
+        if isinstance(teams, dict):
+            resolved = {}
+            for name, team in teams.items():
+                if isinstance(team, dict) and team.get("api_key_env") and "api_key" not in team:
+                    env_name = team["api_key_env"]
+                    if env_name not in os.environ:
+                        raise ValueError(
+                            f"team {name!r}: its API key variable {env_name} is not set"
+                        )
+                    team = {**team, "api_key": os.environ[env_name]}
+                resolved[name] = team
+            data = {**data, "teams": resolved}
+        return data
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

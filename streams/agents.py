@@ -241,8 +241,13 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
         outcome, error = Outcome.SKIPPED, None
     else:
         metrics.in_flight += 1
+        cap = pipeline.teams.cap(item.team)
         try:
-            execution = await pipeline.runner.run(item, extract(event.headers))
+            if cap is not None:
+                async with cap:  # the team's concurrency cap in this worker
+                    execution = await pipeline.runner.run(item, extract(event.headers))
+            else:
+                execution = await pipeline.runner.run(item, extract(event.headers))
         except PhoenixError as exc:
             # Retries ran out: the item waits on the dead-letter topic for a replay.
             error = f"run could not be recorded in Phoenix: {exc}"

@@ -22,10 +22,11 @@ from streams.dedup import DonePairs
 from streams.execution import TaskRunner
 from streams.faults import FaultInjection
 from streams.metrics import Metrics
-from streams.phoenix import PhoenixClient, RetryPolicy
+from streams.phoenix import PhoenixClient
 from streams.registry import TaskRegistry, default_tasks
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, declare_topics
+from streams.teams import TeamDirectory
 from streams.tracing import Tracing
 from streams.views import register_views
 
@@ -46,8 +47,7 @@ class Pipeline:
     app: faust.App
     topics: Topics
     tables: Tables
-    phoenix: PhoenixClient
-    tracing: Tracing
+    teams: TeamDirectory
     runner: TaskRunner
     evaluation_runner: EvaluationRunner
     coordinator: Coordinator
@@ -62,6 +62,11 @@ class Pipeline:
             self._done_pairs = DonePairs(self.tables.done, self.tables.ended)
         return self._done_pairs
 
+    @property
+    def phoenix(self) -> PhoenixClient:
+        """The default team's Phoenix client."""
+        return self.teams.phoenix(None)
+
     def is_aborted(self, request_id: str) -> bool:
         return request_id in self.local_aborts or request_id in self.tables.aborted
 
@@ -74,11 +79,9 @@ class _Resources(Service):
         super().__init__(**kwargs)
 
     async def on_stop(self) -> None:
-        self.pipeline.tracing.flush()
-        self.pipeline.tracing.shutdown()
         self.pipeline.runner.close()
         self.pipeline.evaluation_runner.close()
-        await self.pipeline.phoenix.aclose()
+        await self.pipeline.teams.aclose()
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
@@ -133,44 +136,31 @@ def create_app(
     )
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
-    phoenix = PhoenixClient(
-        settings.phoenix_base_url,
-        headers=settings.phoenix_headers,
-        timeout=settings.http_timeout_seconds,
-        retry=RetryPolicy(
-            max_attempts=settings.http_max_attempts,
-            initial_backoff=settings.http_backoff_initial_seconds,
-            max_backoff=settings.http_backoff_max_seconds,
-        ),
-        max_connections=settings.http_max_connections,
-    )
-    tracing = Tracing.for_phoenix(
-        settings.phoenix_base_url, settings.phoenix_headers, enabled=settings.tracing_enabled
-    )
+    teams = TeamDirectory.from_settings(settings)
+    disabled = Tracing("http://unused", enabled=False)  # each team brings its own tracing
     pipeline = Pipeline(
         settings=settings,
         app=app,
         topics=topics,
         tables=tables,
-        phoenix=phoenix,
-        tracing=tracing,
+        teams=teams,
         runner=TaskRunner(
-            phoenix,
+            teams,
             tasks,
-            tracing,
+            disabled,
             timeout=settings.task_timeout_seconds,
             threads=settings.task_concurrency,
         ),
         evaluation_runner=EvaluationRunner(
-            phoenix,
+            teams,
             evaluators,
-            tracing,
+            disabled,
             tables.evaluated,
             timeout=settings.evaluator_timeout_seconds,
             threads=settings.evaluator_concurrency,
         ),
         coordinator=Coordinator(
-            phoenix,
+            teams,
             tasks,
             tables.summaries,
             tables.lanes,

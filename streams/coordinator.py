@@ -50,6 +50,7 @@ from streams.phoenix import (
 from streams.phoenix.models import IncompleteEvaluation
 from streams.phoenix.links import dataset_experiments_url, experiment_url
 from streams.registry import TaskRegistry
+from streams.teams import TeamDirectory
 from streams.summary import Summary
 
 
@@ -92,7 +93,7 @@ class Coordinator:
 
     def __init__(
         self,
-        phoenix: PhoenixClient,
+        phoenix: PhoenixClient | TeamDirectory,
         tasks: TaskRegistry,
         summaries: MutableMapping[str, Summary],
         lanes: MutableMapping[str, Lane],
@@ -100,7 +101,7 @@ class Coordinator:
         evaluators: EvaluatorRegistry | None = None,
         finished: MutableMapping[str, str] | None = None,
     ) -> None:
-        self.phoenix = phoenix
+        self.teams = phoenix if isinstance(phoenix, TeamDirectory) else TeamDirectory.single(phoenix)
         self.tasks = tasks
         self.evaluators = evaluators if evaluators is not None else EvaluatorRegistry()
         #: "<request>/<pair or run/evaluator>" -> outcome, so a redelivered outcome counts once
@@ -152,6 +153,9 @@ class Coordinator:
         """Why this request cannot run, or None."""
         if request.task is None and not request.evaluators:
             return "nothing to do: the request names neither a task nor evaluators"
+        refused = self.teams.check(request.team, request.task, request.evaluators)
+        if refused is not None:
+            return refused
         if request.task is not None and request.task not in self.tasks:
             return (
                 f"unknown task {request.task!r}; this deployment has: "
@@ -178,11 +182,11 @@ class Coordinator:
 
     async def _activate(self, summary: Summary, effects: Effects) -> None:
         try:
-            info = await self.phoenix.get_experiment(summary.experiment_id)
+            info = await self.teams.phoenix(summary.team).get_experiment(summary.experiment_id)
         except PhoenixError as exc:
             self._finish(summary.with_state(RequestState.FAILED, str(exc)), effects)
             return
-        base = self.phoenix.base_url
+        base = self.teams.phoenix(summary.team).base_url
         summary = summary.model_copy(
             update={
                 "state": RequestState.PAGING,
@@ -241,7 +245,7 @@ class Coordinator:
 
     async def _page_evaluations(self, summary: Summary, effects: Effects) -> None:
         try:
-            page = await self.phoenix.incomplete_evaluations(
+            page = await self.teams.phoenix(summary.team).incomplete_evaluations(
                 summary.experiment_id,
                 summary.evaluators,
                 cursor=summary.eval_cursor,
@@ -315,7 +319,7 @@ class Coordinator:
 
     async def _page(self, summary: Summary, effects: Effects) -> None:
         try:
-            page = await self.phoenix.incomplete_runs(
+            page = await self.teams.phoenix(summary.team).incomplete_runs(
                 summary.experiment_id, cursor=summary.cursor, limit=self.policy.page_size
             )
         except PhoenixError as exc:
@@ -458,12 +462,12 @@ class Coordinator:
         assert kind is not None
         try:
             if kind is PageKind.RUNS:
-                page = await self.phoenix.incomplete_runs(
+                page = await self.teams.phoenix(summary.team).incomplete_runs(
                     summary.experiment_id, cursor=summary.verify_cursor, limit=self.policy.page_size
                 )
                 repairs = self._repair_runs(summary, page, effects)
             else:
-                page = await self.phoenix.incomplete_evaluations(
+                page = await self.teams.phoenix(summary.team).incomplete_evaluations(
                     summary.experiment_id,
                     summary.evaluators,
                     cursor=summary.verify_cursor,

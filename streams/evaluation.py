@@ -29,6 +29,7 @@ from streams.execution import describe, jsonable
 from streams.invoke import InvocationTimeout, Invoker
 from streams.phoenix import EvaluationRecord, PhoenixClient
 from streams.registry import RegistryError
+from streams.teams import TeamDirectory
 from streams.tracing import Tracing, as_attribute, links_to, trace_id_hex
 
 _JSON = OpenInferenceMimeTypeValues.JSON.value
@@ -72,7 +73,7 @@ class EvaluationRunner:
 
     def __init__(
         self,
-        phoenix: PhoenixClient,
+        phoenix: PhoenixClient | TeamDirectory,
         evaluators: EvaluatorRegistry,
         tracing: Tracing,
         successes: MutableMapping[str, Any],
@@ -80,9 +81,10 @@ class EvaluationRunner:
         timeout: float,
         threads: int = 5,
     ) -> None:
-        self.phoenix = phoenix
+        self.teams = (
+            phoenix if isinstance(phoenix, TeamDirectory) else TeamDirectory.single(phoenix, tracing)
+        )
         self.evaluators = evaluators
-        self.tracing = tracing
         self.successes = successes
         self._invoke = Invoker(timeout, threads, "evaluator")
         self._locks = KeyedLocks()
@@ -107,7 +109,7 @@ class EvaluationRunner:
     async def _evaluate(
         self, item: EvaluationItem, name: str, parent: Context | None
     ) -> EvaluationExecution:
-        tracer = self.tracing.tracer(item.project_name)
+        tracer = self.teams.tracing(item.team).tracer(item.project_name)
         evaluator_input = {
             "input": item.example.input,
             "output": item.output,
@@ -166,7 +168,7 @@ class EvaluationRunner:
                 span.set_status(Status(StatusCode.ERROR, error))
             span.end(end_time=int(end.timestamp() * 1e9))
             trace_id = trace_id_hex(span)
-        await self.phoenix.post_evaluation(
+        await self.teams.phoenix(item.team).post_evaluation(
             EvaluationRecord(
                 experiment_run_id=item.run_id,
                 name=name,

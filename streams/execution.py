@@ -22,6 +22,7 @@ from streams.events import CompletedRun, Outcome, WorkItem, utcnow
 from streams.phoenix import PhoenixClient, RunRecord
 from streams.registry import RegisteredTask, RegistryError, TaskRegistry
 from streams.invoke import InvocationTimeout, Invoker
+from streams.teams import TeamDirectory
 from streams.tracing import Tracing, as_attribute, links_to, trace_id_hex
 
 _JSON = OpenInferenceMimeTypeValues.JSON.value
@@ -55,16 +56,17 @@ class TaskRunner:
 
     def __init__(
         self,
-        phoenix: PhoenixClient,
+        phoenix: PhoenixClient | TeamDirectory,
         tasks: TaskRegistry,
         tracing: Tracing,
         *,
         timeout: float,
         threads: int = 5,
     ) -> None:
-        self.phoenix = phoenix
+        self.teams = (
+            phoenix if isinstance(phoenix, TeamDirectory) else TeamDirectory.single(phoenix, tracing)
+        )
         self.tasks = tasks
-        self.tracing = tracing
         self.timeout = timeout
         self._invoke = Invoker(timeout, threads, "task")
         self.executions = 0  # task invocations by this runner (metrics and tests)
@@ -73,7 +75,7 @@ class TaskRunner:
         self._invoke.close()
 
     async def run(self, item: WorkItem, parent: Context | None = None) -> Execution:
-        tracer = self.tracing.tracer(item.project_name)
+        tracer = self.teams.tracing(item.team).tracer(item.project_name)
         start = utcnow()
         output: Any = None
         error: str | None = None
@@ -115,7 +117,7 @@ class TaskRunner:
             trace_id = trace_id_hex(span)
             run_context = set_span_in_context(span)
 
-        posted = await self.phoenix.post_run(
+        posted = await self.teams.phoenix(item.team).post_run(
             item.experiment_id,
             RunRecord(
                 dataset_example_id=item.example.id,

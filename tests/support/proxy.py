@@ -25,6 +25,8 @@ class FaultyProxy:
     port: int = field(default_factory=free_port)
     forwarded: int = 0
     injected: list[int] = field(default_factory=list)
+    #: (method, path, Authorization header) of every request that came through
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
     _status: int | None = None
     _remaining: float = 0
     _retry_after: str | None = None
@@ -73,6 +75,7 @@ class FaultyProxy:
             await self._session.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((request.method, request.path, request.headers.get("Authorization")))
         matches = self._path_part is None or self._path_part in request.path
         if self._status is not None and self._remaining > 0 and matches:
             self._remaining -= 1

@@ -24,6 +24,7 @@ from streams.events import (
 )
 from streams.registry import TaskRegistry
 from streams.summary import Summary
+from streams.teams import TeamDirectory
 from tests.unit.fake_phoenix import BASE_URL, FakeExperiment, FakePhoenix, experiment
 
 EXP = "RXhwZXJpbWVudDox"
@@ -279,7 +280,7 @@ async def test_old_server_during_paging_fails_with_upgrade_message() -> None:
         return original(request)
 
     phoenix.handle = no_incomplete_runs  # type: ignore[method-assign]
-    h.coordinator.phoenix = phoenix.client()
+    h.coordinator.teams = TeamDirectory.single(phoenix.client())
     req = request()
     run = await drain(h, StartRequest(request=req))
     assert run.work == []
@@ -540,7 +541,7 @@ async def test_empty_page_ends_paging_even_with_a_cursor() -> None:
         return original(request)
 
     phoenix.handle = empty_second_page  # type: ignore[method-assign]
-    h.coordinator.phoenix = phoenix.client()
+    h.coordinator.teams = TeamDirectory.single(phoenix.client())
     req = request()
     run = await drain(h, StartRequest(request=req))
     assert pairs(run.work) == [("ex001", 1), ("ex002", 1)]

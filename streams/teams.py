@@ -1,0 +1,152 @@
+"""Teams: who may run what, against which Phoenix server, with which key, how much at once.
+
+Without team configuration one default team covers every request (whatever team it
+names), with the deployment's own Phoenix settings. With teams, a request must name a known team; its work runs against
+that team's Phoenix server with that team's key only.
+
+    >>> from config import Settings
+    >>> teams = TeamDirectory.from_settings(Settings())
+    >>> teams.check(None, "answer", ()) is None
+    True
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from config import Settings, TeamConfig
+from streams.phoenix import PhoenixClient, RetryPolicy
+from streams.tracing import Tracing
+
+DEFAULT_TEAM = "default"
+
+
+class TeamDirectory:
+    """Per-team Phoenix clients, tracing and concurrency caps, created on first use."""
+
+    def __init__(
+        self,
+        teams: dict[str, TeamConfig],
+        default: tuple[PhoenixClient, Tracing] | None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.teams = teams
+        self._settings = settings
+        self._clients: dict[str, PhoenixClient] = {}
+        self._tracing: dict[str, Tracing] = {}
+        self._caps: dict[str, asyncio.Semaphore] = {}
+        if default is not None:
+            self._clients[DEFAULT_TEAM], self._tracing[DEFAULT_TEAM] = default
+
+    @classmethod
+    def single(cls, phoenix: PhoenixClient, tracing: Tracing | None = None) -> TeamDirectory:
+        """One default team using ``phoenix`` (tests, and deployments without teams)."""
+        return cls({}, (phoenix, tracing or Tracing("http://unused", enabled=False)))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TeamDirectory:
+        default = None
+        if not settings.teams:  # with teams, even the default is a configured team
+            default = (
+                _client(settings, settings.phoenix_base_url, settings.phoenix_headers),
+                Tracing.for_phoenix(
+                    settings.phoenix_base_url,
+                    settings.phoenix_headers,
+                    enabled=settings.tracing_enabled,
+                ),
+            )
+        return cls(dict(settings.teams), default, settings)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.teams)
+
+    def _name(self, team: str | None) -> str:
+        # Without team configuration, a request's team is only a label: the default serves it.
+        if not self.teams:
+            return DEFAULT_TEAM
+        return team or DEFAULT_TEAM
+
+    def check(self, team: str | None, task: str | None, evaluators: Iterable[str]) -> str | None:
+        """Why this team may not make this request, or None."""
+        if not self.teams:
+            return None
+        name = self._name(team)
+        config = self.teams.get(name)
+        if config is None:
+            known = ", ".join(sorted(self.teams))
+            if team is None:
+                return f"the request names no team; known teams: {known}"
+            return f"unknown team {name!r}; known teams: {known}"
+        if task is not None and not config.allows_task(task):
+            return f"team {name!r} may not run task {task!r}"
+        denied = [e for e in evaluators if not config.allows_evaluator(e)]
+        if denied:
+            return f"team {name!r} may not run evaluator(s) {', '.join(map(repr, denied))}"
+        return None
+
+    def phoenix(self, team: str | None) -> PhoenixClient:
+        name = self._name(team)
+        client = self._clients.get(name)
+        if client is None:
+            config = self.teams[name]
+            assert self._settings is not None
+            client = _client(
+                self._settings, config.phoenix_host, config.headers(self._settings.phoenix_headers)
+            )
+            self._clients[name] = client
+        return client
+
+    def tracing(self, team: str | None) -> Tracing:
+        name = self._name(team)
+        tracing = self._tracing.get(name)
+        if tracing is None:
+            config = self.teams[name]
+            assert self._settings is not None
+            tracing = Tracing.for_phoenix(
+                config.phoenix_host,
+                config.headers(self._settings.phoenix_headers),
+                enabled=self._settings.tracing_enabled,
+            )
+            self._tracing[name] = tracing
+        return tracing
+
+    def cap(self, team: str | None) -> asyncio.Semaphore | None:
+        """The team's concurrency cap in this worker, when it has one."""
+        config = self.teams.get(self._name(team))
+        if config is None or config.max_concurrency is None:
+            return None
+        name = self._name(team)
+        if name not in self._caps:
+            self._caps[name] = asyncio.Semaphore(config.max_concurrency)
+        return self._caps[name]
+
+    @property
+    def retries(self) -> int:
+        return sum(c.retries for c in self._clients.values())
+
+    def flush(self) -> None:
+        for tracing in self._tracing.values():
+            tracing.flush()
+
+    async def aclose(self) -> None:
+        for tracing in self._tracing.values():
+            tracing.flush()
+            tracing.shutdown()
+        for client in self._clients.values():
+            await client.aclose()
+
+
+def _client(settings: Settings, base_url: str, headers: dict[str, str]) -> PhoenixClient:
+    return PhoenixClient(
+        base_url,
+        headers=headers,
+        timeout=settings.http_timeout_seconds,
+        retry=RetryPolicy(
+            max_attempts=settings.http_max_attempts,
+            initial_backoff=settings.http_backoff_initial_seconds,
+            max_backoff=settings.http_backoff_max_seconds,
+        ),
+        max_connections=settings.http_max_connections,
+    )

@@ -1,0 +1,62 @@
+"""Team rules: who may run what, and which Phoenix client and key serve them."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings
+from streams.teams import TeamDirectory
+
+TEAMS = {
+    "search": {"phoenix_host": "http://search:6006", "api_key_env": "SEARCH_KEY",
+               "tasks": ["answer"], "evaluators": ["exact"], "max_concurrency": 2},
+    "ads": {"phoenix_host": "http://ads:6006/"},
+}
+
+
+@pytest.fixture
+def directory(monkeypatch) -> TeamDirectory:
+    monkeypatch.setenv("SEARCH_KEY", "s3cr3t")
+    return TeamDirectory.from_settings(Settings(teams=TEAMS))
+
+
+def test_without_teams_everything_is_the_default_team() -> None:
+    teams = TeamDirectory.from_settings(Settings(phoenix_host="http://one:1"))
+    assert teams.check(None, "anything", ("any",)) is None
+    assert teams.check("whoever", "anything", ()) is None
+    assert teams.phoenix("whoever") is teams.phoenix(None)
+    assert teams.phoenix(None).base_url == "http://one:1"
+    assert teams.cap("whoever") is None
+
+
+def test_team_rules(directory: TeamDirectory) -> None:
+    assert directory.check("search", "answer", ("exact",)) is None
+    assert directory.check("search", "other", ()) == "team 'search' may not run task 'other'"
+    assert "may not run evaluator(s) 'llm'" in directory.check("search", "answer", ("llm",))
+    assert directory.check("ads", "whatever", ("any",)) is None  # "*" by default
+    assert directory.check("nope", "answer", ()) == "unknown team 'nope'; known teams: ads, search"
+    assert directory.check(None, "answer", ()) == (
+        "the request names no team; known teams: ads, search"
+    )
+
+
+def test_each_team_has_its_own_endpoint_key_and_cap(directory: TeamDirectory) -> None:
+    search, ads = directory.phoenix("search"), directory.phoenix("ads")
+    assert (search.base_url, ads.base_url) == ("http://search:6006", "http://ads:6006")
+    assert search._http.headers["authorization"] == "Bearer s3cr3t"
+    assert "authorization" not in ads._http.headers
+    assert directory.cap("search")._value == 2 and directory.cap("ads") is None
+    assert directory.tracing("search").endpoint == "http://search:6006/v1/traces"
+
+
+def test_a_missing_key_variable_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("SEARCH_KEY", raising=False)
+    with pytest.raises(ValidationError, match="its API key variable SEARCH_KEY is not set"):
+        Settings(teams=TEAMS)
+
+
+def test_the_key_is_never_shown(directory: TeamDirectory, monkeypatch) -> None:
+    monkeypatch.setenv("SEARCH_KEY", "s3cr3t")
+    settings = Settings(teams=TEAMS)
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.teams)

@@ -212,6 +212,7 @@ class Settings(BaseSettings):
         description="Where Faust keeps its per-app working files (tables live in Kafka).",
     )
     log_level: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("task_modules", mode="before")
     @classmethod

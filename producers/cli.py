@@ -27,6 +27,7 @@ from producers.kafka import (
     check_kafka,
     ensure_topics,
 )
+from producers.logs import log_handler
 from producers.progress import ProgressPrinter, format_summary
 from producers.runner import raise_for_final, run_request
 from streams.evaluators import default_evaluators, resolve_evaluator_reference
@@ -80,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     letters.add_argument("--replay", action="store_true", help="publish them to their source again")
 
-    status = sub.add_parser("status", help="print the summary of an experiment's requests")
-    status.add_argument("experiment_id")
+    status = sub.add_parser(
+        "status", help="an experiment's requests; without an id, every active request"
+    )
+    status.add_argument("experiment_id", nargs="?")
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema of every topic's events")
     schemas.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"phoenix-resume: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level, handlers=[log_handler(settings.log_format)])
     command = {
         "worker": _worker,
         "request": _request,
@@ -130,6 +133,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import_modules([*settings.task_modules, *args.task_module])
     asyncio.run(check_kafka(settings))  # a wrong password or address fails here, clearly
     pipeline = create_app(settings, role=Role(args.role))
+    pipeline.app.conf.loghandlers = [log_handler(settings.log_format)]
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()
     return EXIT_OK  # pragma: no cover - execute_from_commandline exits
@@ -189,6 +193,36 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _active_requests(settings: Settings) -> int:
+    """Every request whose latest status event is not final, read from the status topic."""
+    from producers.kafka import read_topic
+    from streams.codec import PydanticCodec, Undecodable
+    from streams.events import StatusEvent
+
+    async def latest() -> dict[str, StatusEvent]:
+        await check_kafka(settings)
+        await ensure_topics(settings)
+        codec = PydanticCodec(StatusEvent)
+        last: dict[str, StatusEvent] = {}
+        for record in await read_topic(settings, settings.topics.status):
+            status = codec.loads(record.value)
+            if not isinstance(status, Undecodable):
+                last[status.request_id] = status
+        return last
+
+    active = [s for s in asyncio.run(latest()).values() if not s.state.is_final]
+    print("request_id\texperiment_id\tstate\tteam\tfinished/published\tsucceeded\tfailed")
+    for status in sorted(active, key=lambda s: s.at):
+        s = status.summary
+        print(
+            f"{status.request_id}\t{status.experiment_id}\t{status.state.value}\t"
+            f"{s.get('team') or '-'}\t{s.get('finished', 0)}/{s.get('published', 0)}\t"
+            f"{s.get('succeeded', 0)}\t{s.get('failed', 0)}"
+        )
+    print(f"{len(active)} active request(s)", file=sys.stderr)
+    return EXIT_OK
+
+
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     from producers.deadletters import list_dead_letters, replay
 
@@ -218,6 +252,8 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    if args.experiment_id is None:
+        return _active_requests(settings)
     url = f"{settings.effective_worker_url}/experiments/{args.experiment_id}"
     try:
         response = httpx.get(url, timeout=10, follow_redirects=True)

@@ -264,6 +264,16 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
         finally:
             metrics.in_flight -= 1
         metrics.count(outcome)
+        if outcome in (Outcome.FAILED, Outcome.DEAD_LETTERED):
+            log.warning(
+                "run %s for example %s repetition %s: %s",
+                outcome.value,
+                item.example.id,
+                item.repetition,
+                error,
+                extra={"request_id": item.request_id, "experiment_id": item.experiment_id,
+                       "team": item.team},
+            )
         if outcome is Outcome.FAILED and item.stop_on_first_error:
             # Stop this worker's other runners at once; the coordinator tells the others.
             pipeline.local_aborts.add(item.request_id)
@@ -318,11 +328,11 @@ async def publish_effects(
         await topics.control.send(key=control.experiment_id, value=control, headers=headers)
     for status in effects.status:
         log.info(
-            "request %s experiment %s: %s: %s",
-            status.request_id,
-            status.experiment_id,
+            "%s: %s",
             status.state.value,
             status.message,
+            extra={"request_id": status.request_id, "experiment_id": status.experiment_id,
+                   "team": status.summary.get("team")},
         )
         await topics.status.send(key=status.experiment_id, value=status, headers=headers)
 

@@ -29,6 +29,23 @@ def experiment_report(pipeline: Pipeline, experiment_id: str) -> dict[str, Any] 
     }
 
 
+def consumer_lag(pipeline: Pipeline) -> dict[str, int]:
+    """Messages not yet read, per topic, over the partitions this worker is assigned."""
+    consumer = pipeline.app.consumer
+    lag: dict[str, int] = {}
+    for tp in consumer.assignment():
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not fetched yet: no figure rather than a wrong one
+            continue
+        if highwater is None:
+            continue
+        read = consumer._read_offset.get(tp)  # Faust keeps the last offset it handed out
+        behind = highwater - (read + 1 if read is not None else 0)
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
+    return lag
+
+
 def register_views(pipeline: Pipeline) -> None:
     app = pipeline.app
 
@@ -46,4 +63,18 @@ def register_views(pipeline: Pipeline) -> None:
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            return self.json(pipeline.metrics.snapshot())
+            report = pipeline.metrics.snapshot()
+            report["retries"] = pipeline.teams.retries
+            report["consumer_lag"] = consumer_lag(pipeline)
+            return self.json(report)
+
+    @app.page("/requests")
+    class RequestsView(View):
+        async def get(self, request: Request) -> Response:
+            """The requests this worker coordinates that have not ended, with progress."""
+            active = [
+                s.public()
+                for s in (pipeline.tables.summaries.get(k) for k in list(pipeline.tables.summaries))
+                if s is not None and not s.is_final
+            ]
+            return self.json({"active": active})

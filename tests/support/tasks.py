@@ -51,3 +51,12 @@ def fails_on_odd(input: dict) -> dict:
     if input["n"] % 2:
         raise ValueError(f"odd input {input['n']}")
     return {"even": input["n"]}
+
+
+@task("sleepy")
+async def sleepy(input: dict) -> dict:
+    """Take 0.3 s, so a request stays active long enough to be looked at."""
+    await asyncio.sleep(0.3)
+    if input["n"] == 1:
+        raise RuntimeError("one is not allowed")
+    return {"n": input["n"]}

@@ -45,6 +45,7 @@ def test_parser_reads_every_subcommand() -> None:
     assert (args.role, args.task_module) == ("tasks", ["a", "b"])
     assert parser.parse_args(["worker"]).role == "all"
     assert parser.parse_args(["status", "E"]).experiment_id == "E"
+    assert parser.parse_args(["status"]).experiment_id is None  # every active request
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_parser_reads_every_subcommand() -> None:
         ["run", "E", "--task", "m:f", "--concurrency", "many"],
         ["worker", "--role", "janitor"],
         ["evaluate", "E"],  # at least one --evaluator
-        ["status"],
+        ["status", "E", "F"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

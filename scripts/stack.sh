@@ -256,6 +256,17 @@ while True:
         print(s); break'
 }
 
+kafka_jvm() { # java libs -> fills the caller's array `jvm` with the JVM command line
+  jvm=(
+    "$1" ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}
+    -XX:+UseG1GC -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$KAFKA_LOG4J"
+    -Dkafka.logs.file="$KAFKA_LOG"
+    -Dkafka.logs.dir="$LOG_DIR"
+    -cp "$2/*"
+  )
+}
+
 launch_kafka() { # props port jvm... : start the broker on formatted storage and wait for it
   local props="$1" port="$2"; shift 2
   local -a jvm=("$@")
@@ -292,14 +303,8 @@ restart_kafka() { # stop the broker and start it again on the same storage and p
   stop_group kafka "$p"
   local java; java="$(java_bin)"
   local libs; libs="$(kafka_libs)"
-  local -a jvm=(
-    "$java" ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}
-    -XX:+UseG1GC -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
-    -Dlog4j2.configurationFile="$KAFKA_LOG4J"
-    -Dkafka.logs.file="$KAFKA_LOG"
-    -Dkafka.logs.dir="$LOG_DIR"
-    -cp "$libs/*"
-  )
+  local -a jvm
+  kafka_jvm "$java" "$libs"
   local t0; t0=$(now_ms)
   launch_kafka "$KAFKA_DATA/server.properties" "$(cat "$KAFKA_DATA/port")" "${jvm[@]}"
   log "kafka restarted in $(elapsed "$t0") s"
@@ -369,14 +374,8 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 $sasl_props
 EOF
-  local -a jvm=(
-    "$java" ${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}
-    -XX:+UseG1GC -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
-    -Dlog4j2.configurationFile="$KAFKA_LOG4J"
-    -Dkafka.logs.file="$KAFKA_LOG"
-    -Dkafka.logs.dir="$LOG_DIR"
-    -cp "$libs/*"
-  )
+  local -a jvm
+  kafka_jvm "$java" "$libs"
   local cid; cid="$(kafka_cluster_id)"
   if ! timeout 120 "${jvm[@]}" kafka.tools.StorageTool format -t "$cid" -c "$props" \
         >>"$KAFKA_LOG" 2>&1 </dev/null; then

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
@@ -73,6 +74,17 @@ async def dead_letter_undecodable(pipeline: Pipeline, event: EventT, bad: Undeco
     await dead_letter(pipeline, event, bad.raw, bad.reason, bad.error)
 
 
+async def valid_events(pipeline: Pipeline, stream: StreamT) -> AsyncIterator[EventT]:
+    """The stream's events whose value decoded; the others go to the dead letters."""
+    async for event in stream.events():
+        if isinstance(event.value, Undecodable):
+            await dead_letter_undecodable(pipeline, event, event.value)
+            if event.message.topic == pipeline.topics.requests.get_topic_name():
+                await reject_undecodable_request(pipeline, event.value)
+            continue
+        yield event
+
+
 async def reject_undecodable_request(pipeline: Pipeline, bad: Undecodable) -> None:
     """Tell the requester on the status topic, when the bytes say who the requester is."""
     try:
@@ -106,12 +118,8 @@ def register_agents(
         @app.agent(topics.requests, name="intake")
         async def intake(stream: StreamT) -> None:
             """Forward each valid request to the coordinator that owns its experiment."""
-            async for event in stream.events():
+            async for event in valid_events(pipeline, stream):
                 value: Any = event.value
-                if isinstance(value, Undecodable):
-                    await dead_letter_undecodable(pipeline, event, value)
-                    await reject_undecodable_request(pipeline, value)
-                    continue
                 await topics.control.send(
                     key=value.experiment_id,
                     value=StartRequest(request=value),
@@ -121,11 +129,8 @@ def register_agents(
         @app.agent(topics.control, name="coordinator")
         async def coordinate(stream: StreamT) -> None:
             """Page experiments, keep the summaries, decide completion and aborts."""
-            async for event in stream.events():
+            async for event in valid_events(pipeline, stream):
                 value: Any = event.value
-                if isinstance(value, Undecodable):
-                    await dead_letter_undecodable(pipeline, event, value)
-                    continue
                 try:
                     effects = await pipeline.coordinator.handle(value)
                 except Exception:  # never let one event kill the coordinator
@@ -138,24 +143,16 @@ def register_agents(
         @app.agent(topics.work, name="tasks", concurrency=settings.task_concurrency)
         async def run_tasks(stream: StreamT) -> None:
             """Run the task for each work item and record the run."""
-            async for event in stream.events():
-                value: Any = event.value
-                if isinstance(value, Undecodable):
-                    await dead_letter_undecodable(pipeline, event, value)
-                    continue
-                await run_work_item(pipeline, value, event)
+            async for event in valid_events(pipeline, stream):
+                await run_work_item(pipeline, event.value, event)
 
     if evaluators:
 
         @app.agent(topics.completed_runs, name="evaluation-dispatch")
         async def dispatch(stream: StreamT) -> None:
             """Turn successful runs of requests with evaluators into evaluation work."""
-            async for event in stream.events():
-                value: Any = event.value
-                if isinstance(value, Undecodable):
-                    await dead_letter_undecodable(pipeline, event, value)
-                    continue
-                item = evaluation_item_for(value)
+            async for event in valid_events(pipeline, stream):
+                item = evaluation_item_for(event.value)
                 if item is not None:
                     await topics.evaluations.send(
                         key=item.run_id, value=item, headers=_trace_headers(event)
@@ -166,12 +163,8 @@ def register_agents(
         )
         async def run_evaluators(stream: StreamT) -> None:
             """Run the requested evaluators on each run and record the evaluations."""
-            async for event in stream.events():
-                value: Any = event.value
-                if isinstance(value, Undecodable):
-                    await dead_letter_undecodable(pipeline, event, value)
-                    continue
-                await run_evaluation_item(pipeline, value, event)
+            async for event in valid_events(pipeline, stream):
+                await run_evaluation_item(pipeline, event.value, event)
 
 
 def evaluation_item_for(run: CompletedRun) -> EvaluationItem | None:

@@ -104,6 +104,15 @@ async def test_poison_on_every_topic_is_dead_lettered_and_work_goes_on(
     assert len(sent) == 20
 
 
+async def _until_dead_letters(settings, count: int, timeout: float = 60) -> None:
+    """Wait until the dead-letter topic holds ``count`` letters (the producer sends async)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(await list_dead_letters(settings)) < count:
+        assert loop.time() < deadline, f"fewer than {count} dead letters after {timeout} s"
+        await asyncio.sleep(0.2)
+
+
 async def test_dead_letters_cli_lists_and_replays(make_settings, monkeypatch, capsys) -> None:
     settings = make_settings()
     pipeline = create_app(settings, tasks=TaskRegistry(), web=False)
@@ -115,10 +124,7 @@ async def test_dead_letters_cli_lists_and_replays(make_settings, monkeypatch, ca
             await producer.send_and_wait(names.work, key=b"k", value=b"garbage-1")
         finally:
             await producer.stop()
-        for _ in range(100):
-            if pipeline.metrics.dead_letters >= 1:
-                break
-            await asyncio.sleep(0.1)
+        await _until_dead_letters(settings, 1)
         monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
         monkeypatch.setenv("RESUME_TOPIC_PREFIX", settings.topic_prefix)
         assert await asyncio.to_thread(cli_main, ["dead-letters"]) == 0
@@ -128,10 +134,7 @@ async def test_dead_letters_cli_lists_and_replays(make_settings, monkeypatch, ca
         # Replaying puts the bytes back on the work topic; still poison, so back they come.
         assert await asyncio.to_thread(cli_main, ["dead-letters", "--replay"]) == 0
         assert "replayed 1 dead letter(s)" in capsys.readouterr().err
-        for _ in range(100):
-            if pipeline.metrics.dead_letters >= 2:
-                break
-            await asyncio.sleep(0.1)
+        await _until_dead_letters(settings, 2)
     letters = await list_dead_letters(settings)
     assert [letter.value for letter in letters] == [b"garbage-1", b"garbage-1"]
     assert letters[1].source_offset > letters[0].source_offset

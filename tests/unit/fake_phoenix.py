@@ -30,6 +30,8 @@ class FakeExperiment:
     project_name: str | None = "Experiment-proj"
     succeeded: set[tuple[str, int]] = field(default_factory=set)
     failed: set[tuple[str, int]] = field(default_factory=set)
+    #: (example, repetition) -> evaluation names that succeeded on its successful run
+    evaluated: dict[tuple[str, int], set[str]] = field(default_factory=dict)
 
     def incomplete(self) -> list[tuple[str, list[int]]]:
         rows = []
@@ -109,6 +111,8 @@ class FakePhoenix:
             return httpx.Response(200, json={"data": self._info(experiment)})
         if rest == ["incomplete-runs"] and request.method == "GET":
             return self._incomplete(experiment, request)
+        if rest == ["incomplete-evaluations"] and request.method == "GET":
+            return self._incomplete_evaluations(experiment, request)
         if rest == ["runs"] and request.method == "POST":
             return self._post_run(experiment, json.loads(request.content))
         return httpx.Response(405, json={"detail": "Method Not Allowed"})
@@ -132,6 +136,43 @@ class FakePhoenix:
             - len(e.succeeded)
             - len(e.failed),
         }
+
+    def _incomplete_evaluations(
+        self, e: FakeExperiment, request: httpx.Request
+    ) -> httpx.Response:
+        names = request.url.params.get_list("evaluation_name")
+        if not names:
+            return httpx.Response(400, json={"detail": "evaluation_name is required"})
+        limit = int(request.url.params.get("limit", "50"))
+        cursor = request.url.params.get("cursor")
+        rows = []
+        for pair in sorted(e.succeeded):
+            missing = [n for n in names if n not in e.evaluated.get(pair, set())]
+            if missing and (cursor is None or pair[0] >= cursor):
+                rows.append((pair, missing))
+        page, more = rows[:limit], rows[limit:]
+        return httpx.Response(
+            200,
+            json={
+                "data": [
+                    {
+                        "experiment_run": {
+                            "id": f"run-{ex}-{rep}",
+                            "experiment_id": e.id,
+                            "dataset_example_id": ex,
+                            "output": {"answer": "old"},
+                            "repetition_number": rep,
+                            "trace_id": None,
+                            "error": None,
+                        },
+                        "dataset_example": example_body(ex),
+                        "evaluation_names": missing,
+                    }
+                    for (ex, rep), missing in page
+                ],
+                "next_cursor": more[0][0][0] if more else None,
+            },
+        )
 
     def _incomplete(self, e: FakeExperiment, request: httpx.Request) -> httpx.Response:
         limit = int(request.url.params.get("limit", "50"))

@@ -1,0 +1,36 @@
+"""The task side's memory of finished pairs, and its clean-up partition by partition."""
+
+from __future__ import annotations
+
+from streams.dedup import DonePairs, done_key
+from streams.events import Example, Outcome, WorkItem
+
+
+def item(request: str, example: str, rep: int = 1) -> WorkItem:
+    return WorkItem(request_id=request, experiment_id="RXhwZXJpbWVudDox", task="t",
+                    example=Example(id=example), repetition=rep)
+
+
+def test_remembers_outcomes_per_partition_and_forgets_ended_requests() -> None:
+    table: dict[str, str] = {}
+    ended: dict[str, str] = {}
+    done = DonePairs(table, ended)
+    done.record(0, item("r1", "ex1"), Outcome.SUCCEEDED)
+    done.record(1, item("r1", "ex2"), Outcome.FAILED)
+    done.record(0, item("r2", "ex1"), Outcome.SUCCEEDED)
+    assert done.outcome(0, item("r1", "ex1")) is Outcome.SUCCEEDED
+    assert done.outcome(1, item("r1", "ex2")) is Outcome.FAILED
+    assert done.outcome(0, item("r1", "ex2")) is None  # another partition's entry
+
+    ended["r1"] = "complete"
+    assert done.forget_ended(0) == 1  # only partition 0's entries of r1, while on partition 0
+    assert set(table) == {done_key(1, item("r1", "ex2")), done_key(0, item("r2", "ex1"))}
+    assert done.forget_ended(1) == 1
+    assert set(table) == {done_key(0, item("r2", "ex1"))}
+
+
+def test_index_is_rebuilt_from_a_recovered_table() -> None:
+    table = {done_key(3, item("r9", "ex7", 2)): "succeeded"}
+    done = DonePairs(table, {"r9": "aborted"})
+    assert done.outcome(3, item("r9", "ex7", 2)) is Outcome.SUCCEEDED
+    assert done.forget_ended(3) == 1 and table == {}

@@ -283,6 +283,9 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
     )
     if recorded is None:
         done.record(partition, item, outcome)
+        # Durable before the item is acknowledged: after a crash, a redelivered item finds
+        # its record, so only the items still running at the crash run again.
+        await pipeline.app.producer.flush()
 
 
 def register_watchdog(pipeline: Pipeline) -> None:

@@ -168,8 +168,10 @@ class Settings(BaseSettings):
 
     # --- Pipeline ---
     page_size: int = Field(default=50, ge=1, le=1000)
+    # The fairness lever: a later request's work waits behind at most this many items of
+    # each active request (bench/fairness.py). Keep it >= 2 x all workers' task concurrency.
     max_in_flight_per_request: int = Field(
-        default=1000,
+        default=200,
         ge=1,
         description="Pairs a request may have published but not finished before paging pauses.",
     )

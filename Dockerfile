@@ -33,7 +33,7 @@ USER app
 
 # A container's web server must listen on every interface to be reachable (health checks use
 # 127.0.0.1 inside the container). The port is RESUME_WEB_PORT, 6066 by default.
-ENV RESUME_WEB_HOST=0.0.0.0
+ENV RESUME_WEB_BIND=0.0.0.0
 EXPOSE 6066
 
 ENTRYPOINT ["phoenix-resume"]

@@ -204,7 +204,11 @@ class Settings(BaseSettings):
     tracing_enabled: bool = True
 
     # --- Worker web server ---
-    web_host: str = "127.0.0.1"
+    web_bind: str = Field(default="127.0.0.1", description="Address the web server listens on.")
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Host name other workers and the CLI reach this worker by (table routing).",
+    )
     web_port: int = Field(default=6066, ge=0, le=65535)
     worker_url: str | None = Field(
         default=None, description="Where the CLI finds a worker's web server (status)."

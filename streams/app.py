@@ -125,7 +125,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=settings.max_message_bytes + 65536,
         web_enabled=web,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,

@@ -263,9 +263,12 @@ def check_worker_web_ports(deploy: Deployment) -> list[str]:
         for _, target in ports:
             if target != port:
                 problems.append(f"{name}: publishes container port {target}, web is on {port}")
+        bind = worker_value(deploy, service, "RESUME_WEB_BIND", "web_bind")
+        if ports and bind not in ANY_INTERFACE:
+            problems.append(f"{name}: publishes its web port but listens on {bind} only")
         host = worker_value(deploy, service, "RESUME_WEB_HOST", "web_host")
-        if ports and host not in ANY_INTERFACE:
-            problems.append(f"{name}: publishes its web port but listens on {host} only")
+        if host != name:
+            problems.append(f"{name}: RESUME_WEB_HOST={host} is not its service name")
     return problems
 
 
@@ -500,9 +503,9 @@ def test_the_health_checked_route_exists(
 
 # (check, file, text in the file, replacement): each breaks exactly what the check guards.
 BREAKAGES = [
-    ("env names", COMPOSE, "RESUME_WEB_HOST: 0.0.0.0", "RESUME_WEB_BIND: 0.0.0.0"),
+    ("env names", COMPOSE, "RESUME_WEB_BIND: 0.0.0.0", "RESUME_WEB_BINDING: 0.0.0.0"),
     ("env names", COMPOSE, "  PHOENIX_HOST: http", "  RESUME_PHOENIX_HOST: http"),
-    ("env names", DOCKERFILE, "ENV RESUME_WEB_HOST=0.0.0.0", "ENV RESUME_WEBHOST=0.0.0.0"),
+    ("env names", DOCKERFILE, "ENV RESUME_WEB_BIND=0.0.0.0", "ENV RESUME_WEBBIND=0.0.0.0"),
     ("commands", COMPOSE, '["worker", "--role", "tasks"]', '["worker", "--role", "task"]'),
     ("commands", COMPOSE, '["worker", "--role", "evaluators"]', '["worker", "--role", "all"]'),
     ("commands", COMPOSE, '["worker", "--role", "tasks"]', '["status", "E"]'),
@@ -512,7 +515,8 @@ BREAKAGES = [
     ("worker web ports", COMPOSE, "127.0.0.1:6067/metrics", "127.0.0.1:6067/health"),
     ("worker web ports", COMPOSE, "RESUME_WEB_PORT: 6066", "RESUME_WEB_PORT: 6070"),
     ("worker web ports", COMPOSE, '"6067:6067"', '"6067:6066"'),
-    ("worker web ports", COMPOSE, "RESUME_WEB_HOST: 0.0.0.0", "RESUME_WEB_HOST: 127.0.0.1"),
+    ("worker web ports", COMPOSE, "RESUME_WEB_BIND: 0.0.0.0", "RESUME_WEB_BIND: 127.0.0.1"),
+    ("worker web ports", COMPOSE, "RESUME_WEB_HOST: task-worker", "RESUME_WEB_HOST: 0.0.0.0"),
     ("phoenix port", COMPOSE, "PHOENIX_PORT: 6006", "PHOENIX_PORT: 6007"),
     ("phoenix port", COMPOSE, "HOST: http://phoenix:6006", "HOST: http://phoenix:60"),
     ("phoenix port", COMPOSE, "PHOENIX_HOST: http://phoenix:", "PHOENIX_HOST: http://localhost:"),

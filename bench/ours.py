@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from bench.measure import cpu_seconds, peak_rss_of, rss_of
@@ -46,22 +45,7 @@ async def precreate_topics(settings: Settings) -> None:
         names.evaluations: settings.work_partitions,
         names.dead_letters: settings.event_partitions,
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_hosts)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication)
-            for name, n in wanted.items()
-            if name not in existing
-        ]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+    await ensure_topics(settings, wanted)
 
 
 class UnassignedTopicError(RuntimeError):

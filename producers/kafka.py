@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -98,10 +98,11 @@ async def check_kafka(settings: Settings, timeout: float = 15.0) -> None:
     )
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create the public topics when they do not exist yet, so producers can start first."""
+async def ensure_topics(settings: Settings, wanted: Mapping[str, int] | None = None) -> None:
+    """Create topics (name -> partitions) that do not exist yet; by default the public ones,
+    so producers can start before any worker."""
     names = settings.topics
-    wanted = {
+    wanted = wanted or {
         names.requests: settings.control_partitions,
         names.status: settings.event_partitions,
         names.completed_runs: settings.event_partitions,

@@ -220,56 +220,29 @@ async def run_evaluation_item(pipeline: Pipeline, item: EvaluationItem, event: E
 
 
 async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> None:
-    topics, metrics = pipeline.topics, pipeline.metrics
+    topics = pipeline.topics
     if pipeline.faults.drops(item):
         return  # fault injection (tests only): the item vanishes as if lost in a crash
     done = pipeline.done_pairs
     partition = event.message.partition
     done.forget_ended(partition)
-    recorded = done.outcome(partition, item)
+    recorded = await done.settled(partition, item)
     if recorded is not None:
-        # Redelivered after a crash, but its outcome is known: report it again, run nothing.
+        # Redelivered after a crash, or re-published by verification, but its outcome is
+        # known: report it again, run nothing.
         outcome, error = recorded, None
     elif pipeline.is_aborted(item.request_id):
         outcome, error = Outcome.SKIPPED, None
     else:
-        metrics.in_flight += 1
-        cap = pipeline.teams.cap(item.team)
+        done.begin(partition, item)
+        finished: Outcome | None = None
         try:
-            if cap is not None:
-                async with cap:  # the team's concurrency cap in this worker
-                    execution = await pipeline.runner.run(item, extract(event.headers))
-            else:
-                execution = await pipeline.runner.run(item, extract(event.headers))
-        except PhoenixError as exc:
-            # Retries ran out: the item waits on the dead-letter topic for a replay.
-            error = f"run could not be recorded in Phoenix: {exc}"
-            await dead_letter(pipeline, event, item.model_dump_json().encode(), "phoenix", error)
-            outcome = Outcome.DEAD_LETTERED
-        else:
-            outcome, error = execution.outcome, execution.error
-            if execution.completed is not None:
-                await topics.completed_runs.send(
-                    key=item.experiment_id,
-                    value=execution.completed,
-                    headers=inject(execution.context) if execution.context else None,
-                )
+            outcome, error = await execute_work_item(pipeline, item, event)
+            finished = outcome
         finally:
-            metrics.in_flight -= 1
-        metrics.count(outcome)
-        if outcome in (Outcome.FAILED, Outcome.DEAD_LETTERED):
-            log.warning(
-                "run %s for example %s repetition %s: %s",
-                outcome.value,
-                item.example.id,
-                item.repetition,
-                error,
-                extra={"request_id": item.request_id, "experiment_id": item.experiment_id,
-                       "team": item.team},
-            )
-        if outcome is Outcome.FAILED and item.stop_on_first_error:
-            # Stop this worker's other runners at once; the coordinator tells the others.
-            pipeline.local_aborts.add(item.request_id)
+            # Recorded only once it is known, and durable before the item is acknowledged
+            # (below): after a crash, only the items still running at the crash run again.
+            done.end(partition, item, finished)
     await topics.control.send(
         key=item.experiment_id,
         value=RunOutcome(
@@ -282,10 +255,52 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
         ),
     )
     if recorded is None:
-        done.record(partition, item, outcome)
-        # Durable before the item is acknowledged: after a crash, a redelivered item finds
-        # its record, so only the items still running at the crash run again.
         await pipeline.app.producer.flush()
+
+
+async def execute_work_item(
+    pipeline: Pipeline, item: WorkItem, event: EventT
+) -> tuple[Outcome, str | None]:
+    """Run the task and record the run; publish the completed run. Returns the outcome."""
+    topics, metrics = pipeline.topics, pipeline.metrics
+    metrics.in_flight += 1
+    cap = pipeline.teams.cap(item.team)
+    try:
+        if cap is not None:
+            async with cap:  # the team's concurrency cap in this worker
+                execution = await pipeline.runner.run(item, extract(event.headers))
+        else:
+            execution = await pipeline.runner.run(item, extract(event.headers))
+    except PhoenixError as exc:
+        # Retries ran out: the item waits on the dead-letter topic for a replay.
+        error = f"run could not be recorded in Phoenix: {exc}"
+        await dead_letter(pipeline, event, item.model_dump_json().encode(), "phoenix", error)
+        outcome = Outcome.DEAD_LETTERED
+    else:
+        outcome, error = execution.outcome, execution.error
+        if execution.completed is not None:
+            await topics.completed_runs.send(
+                key=item.experiment_id,
+                value=execution.completed,
+                headers=inject(execution.context) if execution.context else None,
+            )
+    finally:
+        metrics.in_flight -= 1
+    metrics.count(outcome)
+    if outcome in (Outcome.FAILED, Outcome.DEAD_LETTERED):
+        log.warning(
+            "run %s for example %s repetition %s: %s",
+            outcome.value,
+            item.example.id,
+            item.repetition,
+            error,
+            extra={"request_id": item.request_id, "experiment_id": item.experiment_id,
+                   "team": item.team},
+        )
+    if outcome is Outcome.FAILED and item.stop_on_first_error:
+        # Stop this worker's other runners at once; the coordinator tells the others.
+        pipeline.local_aborts.add(item.request_id)
+    return outcome, error
 
 
 def register_watchdog(pipeline: Pipeline) -> None:

@@ -7,10 +7,16 @@ and, finding it there, report the outcome again instead of running the task.
 Keys start with the work partition the item came from: a table entry may only be written
 (or deleted) while handling an event of the partition whose changelog holds it, and the
 prefix lets the agent forget the pairs of ended requests partition by partition.
+
+The same pair can also arrive twice while it is still running: a stalled request's
+verification re-publishes every pair the server lacks, including pairs a restarted worker is
+running again from the redelivered backlog. A pair therefore runs in one agent at a time; a
+second copy waits for the first and reports its outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, MutableMapping
 
@@ -28,6 +34,7 @@ class DonePairs:
         self.table = table
         self.ended = ended
         self._index: dict[tuple[int, str], set[str]] | None = None
+        self._running: dict[str, asyncio.Event] = {}
 
     def _keys(self) -> dict[tuple[int, str], set[str]]:
         if self._index is None:  # built once, after the table's recovery
@@ -41,6 +48,33 @@ class DonePairs:
     def outcome(self, partition: int, item: WorkItem) -> Outcome | None:
         value = self.table.get(done_key(partition, item))
         return Outcome(value) if value is not None else None
+
+    async def settled(self, partition: int, item: WorkItem) -> Outcome | None:
+        """The pair's recorded outcome, after waiting for a copy of it running in this worker.
+
+        ``None`` means nobody ran it (or the copy that ran gave up without an outcome): the
+        caller runs it, between :meth:`begin` and :meth:`end`.
+        """
+        key = done_key(partition, item)
+        while (running := self._running.get(key)) is not None:
+            await running.wait()
+        return self.outcome(partition, item)
+
+    def begin(self, partition: int, item: WorkItem) -> None:
+        """Mark the pair as running here, so a second copy waits in :meth:`settled`."""
+        self._running[done_key(partition, item)] = asyncio.Event()
+
+    def end(self, partition: int, item: WorkItem, outcome: Outcome | None) -> None:
+        """Record the outcome (if there is one) and wake the copies waiting for it."""
+        if outcome is not None:
+            self.record(partition, item, outcome)
+        running = self._running.pop(done_key(partition, item), None)
+        if running is not None:
+            running.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
 
     def record(self, partition: int, item: WorkItem, outcome: Outcome) -> None:
         key = done_key(partition, item)

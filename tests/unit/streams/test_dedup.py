@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from streams.dedup import DonePairs, done_key
 from streams.events import Example, Outcome, WorkItem
 
@@ -34,3 +36,26 @@ def test_index_is_rebuilt_from_a_recovered_table() -> None:
     done = DonePairs(table, {"r9": "aborted"})
     assert done.outcome(3, item("r9", "ex7", 2)) is Outcome.SUCCEEDED
     assert done.forget_ended(3) == 1 and table == {}
+
+
+async def test_a_second_copy_of_a_running_pair_waits_for_its_outcome() -> None:
+    done = DonePairs({}, {})
+    pair = item("r1", "ex1")
+    assert await done.settled(0, pair) is None  # nobody runs it: the caller does
+    done.begin(0, pair)
+    waiter = asyncio.create_task(done.settled(0, pair))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()  # still running in the first agent
+    done.end(0, pair, Outcome.FAILED)
+    assert await asyncio.wait_for(waiter, 1) is Outcome.FAILED
+    assert done.running == 0
+
+
+async def test_a_copy_that_gave_up_leaves_the_pair_to_the_waiter() -> None:
+    done = DonePairs({}, {})
+    pair = item("r1", "ex1")
+    done.begin(0, pair)
+    waiter = asyncio.create_task(done.settled(0, pair))
+    await asyncio.sleep(0.01)
+    done.end(0, pair, None)  # cancelled mid-run (a rebalance, say): no outcome recorded
+    assert await asyncio.wait_for(waiter, 1) is None

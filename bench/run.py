@@ -771,6 +771,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="...but at most this many seconds [600]")
     parser.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                         help="run workers from the tree itself, not from a copy taken at start")
+    parser.add_argument("--code-dir", default=None,
+                        help="run workers from this copy of the tree (e.g. bench/out/code of an "
+                        "earlier run, to diagnose exactly the code it measured)")
     parser.add_argument("--out", default=str(BENCH / "out"))
     args = parser.parse_args(argv)
     args.examples = args.examples or (60 if args.quick else 300)
@@ -807,7 +810,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     code = code_state()
-    if args.snapshot:
+    if args.code_dir:
+        code.update({"snapshot_dir": args.code_dir, "sha256": "given with --code-dir"})
+        args.code_dir = Path(args.code_dir)
+    elif args.snapshot:
         code.update(snapshot_code(out / "code"))
         args.code_dir = Path(code["snapshot_dir"])
     else:

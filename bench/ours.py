@@ -29,7 +29,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from bench.measure import cpu_seconds, peak_rss_of, rss_of
 from bench.taskfns import EVALUATOR_NAME, TASK_NAME
 from config import Settings
-from producers.kafka import RequestPublisher, delete_topics, ensure_topics
+from producers.kafka import RequestPublisher, delete_topics, ensure_topics, stream_topics
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import ResumeRequest, StatusEvent
 
@@ -37,15 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def precreate_topics(settings: Settings) -> None:
-    """The stream topics with the partition counts ``streams/topics.py`` declares them with."""
-    names = settings.topics
-    wanted = {
-        names.control: settings.control_partitions,
-        names.work: settings.work_partitions,
-        names.evaluations: settings.work_partitions,
-        names.dead_letters: settings.event_partitions,
-    }
-    await ensure_topics(settings, wanted)
+    """The stream topics, as a long-lived deployment already has them."""
+    await ensure_topics(settings, stream_topics(settings))
 
 
 class UnassignedTopicError(RuntimeError):
@@ -82,8 +75,8 @@ class WorkerPool:
     diag_dir: Path | None = None
     #: where the workers' code is (a snapshot of the tree taken by bench.run, or the tree)
     code_dir: Path = REPO
-    #: create the stream topics before the workers start (a long-lived deployment's state);
-    #: without it, fresh workers often come up with a topic unassigned (see UnassignedTopicError)
+    #: create the stream topics before the workers start, as a long-lived deployment has them
+    #: (without it, the startup suite checks that workers create them correctly themselves)
     precreate: bool = True
 
     @property

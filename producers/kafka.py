@@ -98,15 +98,43 @@ async def check_kafka(settings: Settings, timeout: float = 15.0) -> None:
     )
 
 
-async def ensure_topics(settings: Settings, wanted: Mapping[str, int] | None = None) -> None:
-    """Create topics (name -> partitions) that do not exist yet; by default the public ones,
-    so producers can start before any worker."""
+def public_topics(settings: Settings) -> dict[str, int]:
+    """The topics other teams produce to or consume (name -> partitions)."""
     names = settings.topics
-    wanted = wanted or {
+    return {
         names.requests: settings.control_partitions,
         names.status: settings.event_partitions,
         names.completed_runs: settings.event_partitions,
     }
+
+
+def stream_topics(settings: Settings) -> dict[str, int]:
+    """Every topic the workers read or write, with the partitions ``streams.topics`` declares."""
+    names = settings.topics
+    return {
+        **public_topics(settings),
+        names.control: settings.control_partitions,
+        names.work: settings.work_partitions,
+        names.evaluations: settings.work_partitions,
+        names.dead_letters: settings.event_partitions,
+    }
+
+
+class TopicsNotReadyError(RuntimeError):
+    """Topics were created but the broker did not report their partitions' leaders in time."""
+
+
+async def ensure_topics(
+    settings: Settings, wanted: Mapping[str, int] | None = None, *, timeout: float = 30.0
+) -> None:
+    """Create the topics (name -> partitions) that do not exist yet, by default the public
+    ones so producers can start before any worker, and wait until every partition has a leader.
+
+    Waiting matters to workers: a consumer that joins its group while a topic it subscribes
+    to has no leaders yet is assigned none of its partitions, and nothing corrects that until
+    its next metadata refresh, minutes later.
+    """
+    wanted = wanted or public_topics(settings)
     admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
@@ -121,8 +149,28 @@ async def ensure_topics(settings: Settings, wanted: Mapping[str, int] | None = N
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not_ready := _without_leaders(await admin.describe_topics(list(wanted)), wanted):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TopicsNotReadyError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} created but did not make "
+                    f"ready within {timeout:.0f} s: {', '.join(sorted(not_ready))}"
+                )
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+def _without_leaders(described: list[dict[str, Any]], wanted: Mapping[str, int]) -> set[str]:
+    """Names in ``wanted`` whose metadata lacks partitions, or leaders for them."""
+    ready = {
+        topic["topic"]
+        for topic in described
+        if topic["error_code"] == 0
+        and len(topic["partitions"]) >= wanted.get(topic["topic"], 1)
+        and all(p["leader"] >= 0 for p in topic["partitions"])
+    }
+    return set(wanted) - ready
 
 
 async def delete_topics(settings: Settings, prefixes: tuple[str, ...]) -> None:

@@ -25,6 +25,7 @@ from producers.kafka import (
     check_kafka,
     delete_topics,
     ensure_topics,
+    stream_topics,
 )
 from streams.app import Pipeline, create_app
 from streams.events import RequestState, ResumeRequest, StatusEvent
@@ -49,7 +50,8 @@ def isolated(settings: Settings) -> Settings:
 async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
     """Run ``pipeline``'s agents on the current event loop for the duration of the block."""
     await check_kafka(pipeline.settings)
-    await ensure_topics(pipeline.settings)
+    # Every topic exists, with leaders, before the consumer joins its group (see ensure_topics).
+    await ensure_topics(pipeline.settings, stream_topics(pipeline.settings))
     worker = faust.Worker(
         pipeline.app,
         loop=asyncio.get_running_loop(),

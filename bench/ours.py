@@ -29,7 +29,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from bench.measure import cpu_seconds, peak_rss_of, rss_of
 from bench.taskfns import EVALUATOR_NAME, TASK_NAME
 from config import Settings
-from producers.kafka import RequestPublisher, delete_topics, ensure_topics, stream_topics
+from producers.kafka import RequestPublisher, delete_topics, ensure_topics, worker_topics
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import ResumeRequest, StatusEvent
 
@@ -37,8 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def precreate_topics(settings: Settings) -> None:
-    """The stream topics, as a long-lived deployment already has them."""
-    await ensure_topics(settings, stream_topics(settings))
+    """The stream topics and changelogs, as a long-lived deployment already has them."""
+    from streams.app import create_app
+
+    await ensure_topics(settings, worker_topics(create_app(settings, web=False)))
 
 
 class UnassignedTopicError(RuntimeError):

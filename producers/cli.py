@@ -26,6 +26,7 @@ from producers.kafka import (
     StatusFollower,
     check_kafka,
     ensure_topics,
+    prepare_kafka,
 )
 from producers.logs import log_handler
 from producers.progress import ProgressPrinter, format_summary
@@ -131,8 +132,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import Role, create_app
 
     import_modules([*settings.task_modules, *args.task_module])
-    asyncio.run(check_kafka(settings))  # a wrong password or address fails here, clearly
     pipeline = create_app(settings, role=Role(args.role))
+    asyncio.run(prepare_kafka(pipeline))  # a wrong password or address fails here, clearly
     pipeline.app.conf.loghandlers = [log_handler(settings.log_format)]
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()

@@ -11,8 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from faust.types import TopicT
+from mode.utils.times import want_seconds
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,6 +30,7 @@ from aiokafka.errors import (
 )
 
 from config import Settings
+from streams.app import Pipeline
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import ResumeRequest, StatusEvent
 from streams.tracing import inject, new_root_context
@@ -108,16 +114,45 @@ def public_topics(settings: Settings) -> dict[str, int]:
     }
 
 
-def stream_topics(settings: Settings) -> dict[str, int]:
-    """Every topic the workers read or write, with the partitions ``streams.topics`` declares."""
-    names = settings.topics
-    return {
-        **public_topics(settings),
-        names.control: settings.control_partitions,
-        names.work: settings.work_partitions,
-        names.evaluations: settings.work_partitions,
-        names.dead_letters: settings.event_partitions,
-    }
+@dataclass(frozen=True)
+class TopicSpec:
+    """How to create one topic: its partitions and topic-level configs."""
+
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def topic_specs(topics: Iterable[TopicT], default_partitions: int) -> dict[str, TopicSpec]:
+    """How Faust would create ``topics``: partitions, and cleanup and retention configs."""
+    specs: dict[str, TopicSpec] = {}
+    for topic in topics:
+        config = {str(k): str(v) for k, v in (topic.config or {}).items()}
+        policies = [p for p, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
+        if policies:
+            config["cleanup.policy"] = ",".join(policies)
+        if topic.retention is not None:
+            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        for name in topic.topics:
+            specs[name] = TopicSpec(topic.partitions or default_partitions, config)
+    return specs
+
+
+def worker_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
+    """Every topic a worker of ``pipeline`` subscribes to: its topics and tables' changelogs."""
+    declared = [getattr(pipeline.topics, f.name) for f in dataclasses.fields(pipeline.topics)]
+    changelogs = [table.changelog_topic for table in pipeline.app.tables.values()]
+    return topic_specs([*declared, *changelogs], pipeline.app.conf.topic_partitions)
+
+
+async def prepare_kafka(pipeline: Pipeline) -> None:
+    """Fail clearly on a wrong address or password, then create every topic the worker
+    subscribes to and wait for their leaders, before the worker joins its group.
+
+    Faust would create the missing ones itself while starting, but a topic created that late
+    can miss the group's first assignment and stay unconsumed (see ``ensure_topics``).
+    """
+    await check_kafka(pipeline.settings)
+    await ensure_topics(pipeline.settings, worker_topics(pipeline))
 
 
 class TopicsNotReadyError(RuntimeError):
@@ -125,23 +160,35 @@ class TopicsNotReadyError(RuntimeError):
 
 
 async def ensure_topics(
-    settings: Settings, wanted: Mapping[str, int] | None = None, *, timeout: float = 30.0
+    settings: Settings,
+    wanted: Mapping[str, int | TopicSpec] | None = None,
+    *,
+    timeout: float = 30.0,
 ) -> None:
-    """Create the topics (name -> partitions) that do not exist yet, by default the public
-    ones so producers can start before any worker, and wait until every partition has a leader.
+    """Create the topics (name -> partitions or spec) that do not exist yet, by default the
+    public ones so producers can start before any worker, and wait until every partition of
+    them has a leader.
 
     Waiting matters to workers: a consumer that joins its group while a topic it subscribes
     to has no leaders yet is assigned none of its partitions, and nothing corrects that until
     its next metadata refresh, minutes later.
     """
-    wanted = wanted or public_topics(settings)
+    specs = {
+        name: spec if isinstance(spec, TopicSpec) else TopicSpec(spec)
+        for name, spec in (wanted or public_topics(settings)).items()
+    }
     admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication)
-            for name, n in wanted.items()
+            NewTopic(
+                name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs=dict(spec.config),
+            )
+            for name, spec in specs.items()
             if name not in existing
         ]
         if missing:
@@ -150,7 +197,8 @@ async def ensure_topics(
             except TopicAlreadyExistsError:
                 pass
         deadline = asyncio.get_running_loop().time() + timeout
-        while not_ready := _without_leaders(await admin.describe_topics(list(wanted)), wanted):
+        partitions = {name: spec.partitions for name, spec in specs.items()}
+        while not_ready := _without_leaders(await admin.describe_topics(list(specs)), partitions):
             if asyncio.get_running_loop().time() > deadline:
                 raise TopicsNotReadyError(
                     f"Kafka at {settings.kafka_bootstrap_servers} created but did not make "

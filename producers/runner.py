@@ -22,10 +22,9 @@ from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchEr
 from producers.kafka import (
     RequestPublisher,
     StatusFollower,
-    check_kafka,
     delete_topics,
     ensure_topics,
-    stream_topics,
+    prepare_kafka,
 )
 from streams.app import Pipeline, create_app
 from streams.events import RequestState, ResumeRequest, StatusEvent
@@ -49,9 +48,7 @@ def isolated(settings: Settings) -> Settings:
 @contextlib.asynccontextmanager
 async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
     """Run ``pipeline``'s agents on the current event loop for the duration of the block."""
-    await check_kafka(pipeline.settings)
-    # Every topic exists, with leaders, before the consumer joins its group (see ensure_topics).
-    await ensure_topics(pipeline.settings, stream_topics(pipeline.settings))
+    await prepare_kafka(pipeline)
     worker = faust.Worker(
         pipeline.app,
         loop=asyncio.get_running_loop(),

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 from config import Settings
-from producers.kafka import _without_leaders, public_topics, stream_topics
+from producers.kafka import TopicSpec, _without_leaders, public_topics, worker_topics
 from streams.app import create_app
 
 
-def test_stream_topics_are_the_topics_the_app_declares_with_their_partitions(
-    tmp_path: Path,
-) -> None:
+def test_worker_topics_are_every_declared_topic_and_every_changelog(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, work_partitions=6, control_partitions=3,
-                        event_partitions=2)
-    topics = create_app(settings).topics
-    declared = {
-        t.get_topic_name(): t.partitions
-        for t in (getattr(topics, f.name) for f in fields(topics))
-    }
-    assert stream_topics(settings) == declared
-    assert set(public_topics(settings)) < set(declared)
+                        event_partitions=2, topic_prefix="t.", app_id="a")
+    specs = worker_topics(create_app(settings, web=False))
+    names = settings.topics
+    assert specs[names.work] == TopicSpec(6)
+    assert specs[names.control] == TopicSpec(3)
+    assert specs[names.dead_letters] == TopicSpec(2)
+    assert set(public_topics(settings)) < set(specs)
+    # Table changelogs, compacted as Faust creates them, partitioned like their source topic.
+    assert specs["a-done-changelog"] == TopicSpec(6, {"cleanup.policy": "compact"})
+    assert specs["a-summaries-changelog"] == TopicSpec(3, {"cleanup.policy": "compact"})
+    changelogs = {n for n in specs if n.endswith("-changelog")}
+    tables = ("summaries", "lanes", "finished", "aborted", "ended", "done", "evaluated")
+    assert changelogs == {f"a-{table}-changelog" for table in tables}
 
 
 def described(name: str, leaders: list[int], error_code: int = 0) -> dict:

@@ -197,8 +197,7 @@ async def ensure_topics(
             except TopicAlreadyExistsError:
                 pass
         deadline = asyncio.get_running_loop().time() + timeout
-        partitions = {name: spec.partitions for name, spec in specs.items()}
-        while not_ready := _without_leaders(await admin.describe_topics(list(specs)), partitions):
+        while not_ready := _without_leaders(await admin.describe_topics(list(specs)), specs):
             if asyncio.get_running_loop().time() > deadline:
                 raise TopicsNotReadyError(
                     f"Kafka at {settings.kafka_bootstrap_servers} created but did not make "
@@ -209,13 +208,16 @@ async def ensure_topics(
         await admin.close()
 
 
-def _without_leaders(described: list[dict[str, Any]], wanted: Mapping[str, int]) -> set[str]:
-    """Names in ``wanted`` whose metadata lacks partitions, or leaders for them."""
+def _without_leaders(described: list[dict[str, Any]], wanted: Iterable[str]) -> set[str]:
+    """Names in ``wanted`` that the metadata lacks, or that have a partition without a leader.
+
+    (An existing topic may have other partition counts than ours; that is not waited for.)
+    """
     ready = {
         topic["topic"]
         for topic in described
         if topic["error_code"] == 0
-        and len(topic["partitions"]) >= wanted.get(topic["topic"], 1)
+        and topic["partitions"]
         and all(p["leader"] >= 0 for p in topic["partitions"])
     }
     return set(wanted) - ready

@@ -20,7 +20,9 @@ Suites:
 Runners (each on a fresh copy of the experiment, same task, same concurrency, tracing on except
 for the limit): limit (bare httpx, no task, no tracing), python (arize-phoenix-client
 resume_experiment), seed (@arizeai/phoenix-client resumeExperiment on Node.js), ours1 / ours2
-(this project: one / two worker processes, each at the given concurrency).
+(this project: one / two worker processes, each at the given concurrency). Diagnostic anchors,
+not targets: limit-traced (the limit plus an empty span per run) and ours1-untraced (one worker
+with tracing off), which together separate the server's span ingestion from our overhead.
 
 The stack is started in a temporary directory (scripts/stack.sh) and stopped at the end, unless
 KAFKA_BOOTSTRAP_SERVERS and PHOENIX_HOST name one. Results: printed, and written as JSON to
@@ -53,7 +55,7 @@ from tests.support.stack import start_stack, stop_stack
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SEED_DIR = BENCH / "seed"
-RUNNERS = ("limit", "limit-traced", "python", "seed", "ours1", "ours2")
+RUNNERS = ("limit", "limit-traced", "python", "seed", "ours1", "ours2", "ours1-untraced")
 
 
 # --------------------------------------------------------------------------- results
@@ -238,7 +240,9 @@ async def run_seed(ctx: Context, sc: Scenario, exp: phoenix.Experiment) -> dict[
     return await _subprocess_json(cmd, ctx.log_dir / f"{sc.key}-seed.log", env)
 
 
-async def _run_ours(ctx: Context, sc: Scenario, exp: phoenix.Experiment, workers: int) -> dict[str, Any]:
+async def _run_ours(
+    ctx: Context, sc: Scenario, exp: phoenix.Experiment, workers: int, traced: bool = True
+) -> dict[str, Any]:
     warm = await phoenix.create_experiment(
         ctx.http, ctx.warmup_dataset, repetitions=1, label="warmup"
     )
@@ -251,7 +255,7 @@ async def _run_ours(ctx: Context, sc: Scenario, exp: phoenix.Experiment, workers
         ctx.kafka, ctx.host, workers, sc.concurrency, sc.latency, ctx.log_dir,
         label=f"{sc.key}-ours{workers}",
         diag_dir=ctx.out / "diag" if ctx.diagnose else None,
-        extra_env=dict(ctx.ours_env),
+        extra_env={**ctx.ours_env, **({} if traced else {"RESUME_TRACING_ENABLED": "false"})},
         code_dir=ctx.code_dir,
     ) as pool:
         result = await run_ours(pool, exp.id, warm.id, evaluator=sc.evaluator, profile=profile,
@@ -273,6 +277,12 @@ async def run_ours2(ctx: Context, sc: Scenario, exp: phoenix.Experiment) -> dict
     return await _run_ours(ctx, sc, exp, 2)
 
 
+async def run_ours1_untraced(ctx: Context, sc: Scenario, exp: phoenix.Experiment) -> dict[str, Any]:
+    """A diagnostic anchor, not a target: our pipeline with tracing off, against the limit
+    (which has no tracing either). Separates our overhead from the server's span ingestion."""
+    return await _run_ours(ctx, sc, exp, 1, traced=False)
+
+
 RUNNER_FUNCS = {
     "limit": run_limit,
     "limit-again": run_limit_again,
@@ -281,6 +291,7 @@ RUNNER_FUNCS = {
     "seed": run_seed,
     "ours1": run_ours1,
     "ours2": run_ours2,
+    "ours1-untraced": run_ours1_untraced,
 }
 
 
@@ -350,7 +361,7 @@ async def run_scenario(ctx: Context, sc: Scenario, runners: list[str]) -> list[R
         if sc.evaluator:
             done = done and await phoenix.incomplete_evaluations(ctx.http, exp.id, EVALUATOR_NAME) == 0
         result.complete = done
-        untraced = runner in ("limit", "limit-again")
+        untraced = runner in ("limit", "limit-again", "ours1-untraced")
         expected_spans = 0 if untraced else exp.incomplete + expected_evals
         result.spans = await phoenix.wait_for_spans(
             ctx.http, exp.project_name, expected_spans, timeout=30 if expected_spans else 0
@@ -567,6 +578,7 @@ def scenario_report(sc: Scenario, results: list[Result]) -> list[str]:
         ("python / limit", "python", "limit"),
         ("limit-traced / limit", "limit-traced", "limit"),
         ("ours1 / limit-traced", "ours1", "limit-traced"),
+        ("ours1-untraced / limit", "ours1-untraced", "limit"),
         ("seed / limit-traced", "seed", "limit-traced"),
     ]
     shown = [f"{label} = {ratio(rate.get(a), rate.get(b)):.2f}" for label, a, b in pairs_

@@ -156,6 +156,13 @@ class Settings(BaseSettings):
     kafka_session_timeout_seconds: float = Field(
         default=30.0, ge=6, description="How long the group waits for a silent (dead) worker."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Longest a worker's fetch waits for new records (Faust fixes 1500 ms); "
+        "bounds how long a message waits between two agents of one worker.",
+    )
     max_message_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000)
 
     # --- Teams (optional; without them one default team covers everything) ---

@@ -28,6 +28,7 @@ from streams.tables import Tables, declare_tables
 from streams.topics import Topics, declare_topics
 from streams.teams import TeamDirectory
 from streams.tracing import Tracing
+from streams.transport import Transport
 from streams.views import register_views
 
 
@@ -133,6 +134,10 @@ def create_app(
         # Commit often: after a crash, only work finished since the last commit runs again.
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
+    )
+    # Before any topic is declared: the topics' conductor holds on to the transport.
+    app.transport = Transport(
+        app.conf.broker_consumer, app, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms
     )
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)

@@ -11,7 +11,7 @@ a JSON line of per-stage counts and mean/max milliseconds to ``$BENCH_DIAG_FILE`
 - ``runner.run``: task + span + POST of one run; ``phoenix.post_run``: the POST alone
 - ``topic.send:<topic>``: awaiting Faust's ``Topic.send`` per topic
 - ``agent.run_work_item``: one work item end to end in a task actor
-- ``events``: each call of ``Coordinator._finish`` / ``_forget_outcomes`` with its duration
+- ``events``: each call of ``Coordinator._finish`` / ``_on_forget`` with its duration
   and the process's RSS and peak RSS before and after (where memory spikes at completion)
 
 Nothing here changes what the worker does; the wrappers only read the clock. One experiment
@@ -83,7 +83,9 @@ def _top_allocations(limit: int = 15) -> list[dict]:
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)]
     )
-    return [
+    total = {"where": "(all traced Python memory)",
+             "mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 2), "blocks": None}
+    return [total] + [
         {"where": f"{stat.traceback[0].filename.split('site-packages/')[-1]}:"
                   f"{stat.traceback[0].lineno}",
          "mb": round(stat.size / 2**20, 2), "blocks": stat.count}
@@ -187,8 +189,8 @@ def install() -> None:
     _wrap_async(PhoenixClient, "post_run", "phoenix.post_run")
     _wrap_async(faust.topics.Topic, "send", "topic.send", by_topic=True)
     _wrap_async(agents, "run_work_item", "agent.run_work_item")
-    if hasattr(Coordinator, "_forget_outcomes"):
-        _wrap_sync_memory(Coordinator, "_forget_outcomes", "coordinator._forget_outcomes")
+    if hasattr(Coordinator, "_on_forget"):
+        _wrap_sync_memory(Coordinator, "_on_forget", "coordinator._on_forget")
     if hasattr(Coordinator, "_finish"):
         _wrap_sync_memory(Coordinator, "_finish", "coordinator._finish")
     if os.environ.get("BENCH_FETCH_MAX_WAIT_MS"):

@@ -17,6 +17,7 @@ directly with dictionaries for tables and a fake Phoenix.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from streams.events import (
     EvaluationOutcome,
     Example,
     FetchPage,
+    Forget,
     Outcome,
     PageKind,
     Reconcile,
@@ -86,6 +88,8 @@ class PagingPolicy:
     progress_every: int = 25
     #: a request without any outcome for this long is verified against the server
     stall_seconds: float = 120.0
+    #: records of an ended request deleted per control event
+    forget_batch: int = 1000
 
 
 class Coordinator:
@@ -124,6 +128,8 @@ class Coordinator:
             await self._on_evaluation_outcome(event, effects)
         elif isinstance(event, Reconcile):
             await self._on_reconcile(event, effects)
+        elif isinstance(event, Forget):
+            self._on_forget(event, effects)
         return effects
 
     # --- requests ---
@@ -595,16 +601,26 @@ class Coordinator:
         self.summaries[summary.request_id] = summary
         self._status(summary, message or summary.cause or summary.state.value, effects)
         if summary.is_final:
-            self._forget_outcomes(summary.request_id)
+            effects.control.append(
+                Forget(request_id=summary.request_id, experiment_id=summary.experiment_id)
+            )
             effects.ended[summary.request_id] = summary.state.value
         if release:
             self._release(summary, effects)
 
-    def _forget_outcomes(self, request_id: str) -> None:
-        """A final request needs no more de-duplication: keep the table small."""
-        prefix = f"{request_id}/"
-        for key in [k for k in self.finished if k.startswith(prefix)]:
+    def _on_forget(self, event: Forget, effects: Effects) -> None:
+        """A final request needs no more de-duplication: delete a batch of its records, and
+        ask for the next batch while some are left."""
+        prefix = f"{event.request_id}/"
+        batch = list(
+            itertools.islice(
+                (k for k in self.finished if k.startswith(prefix)), self.policy.forget_batch + 1
+            )
+        )
+        for key in batch[: self.policy.forget_batch]:
             del self.finished[key]
+        if len(batch) > self.policy.forget_batch:
+            effects.control.append(event)
 
     def _release(self, summary: Summary, effects: Effects) -> None:
         """The experiment's active request ended: start the next queued one, if any."""

@@ -81,15 +81,21 @@ class DonePairs:
         self.table[key] = outcome.value
         self._keys()[(partition, item.request_id)].add(key)
 
-    def forget_ended(self, partition: int) -> int:
-        """Delete this partition's entries of requests that have ended; returns how many."""
+    def forget_ended(self, partition: int, limit: int = 200) -> int:
+        """Delete up to ``limit`` of this partition's entries of ended requests; returns how
+        many. Each deletion is a changelog message, so a big request is forgotten a batch per
+        work item rather than all at once (which would buffer one message per pair)."""
         index = self._keys()
-        gone = [(p, r) for (p, r) in index if p == partition and r in self.ended]
         removed = 0
-        for slot in gone:
-            for key in index.pop(slot):
-                self.table.pop(key, None)
+        for slot in [(p, r) for (p, r) in index if p == partition and r in self.ended]:
+            keys = index[slot]
+            while keys and removed < limit:
+                self.table.pop(keys.pop(), None)
                 removed += 1
+            if not keys:
+                del index[slot]
+            if removed >= limit:
+                break
         return removed
 
     def __len__(self) -> int:

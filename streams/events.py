@@ -193,6 +193,18 @@ class Reconcile(Contract):
     experiment_id: Identifier
 
 
+class Forget(Contract):
+    """Sent by the coordinator after a request ends: delete the next batch of its records.
+
+    In batches, through the topic, because every deleted table key is a changelog message:
+    deleting a 100,000-pair request's records at once would buffer 100,000 of them.
+    """
+
+    type: Literal["forget"] = "forget"
+    request_id: str
+    experiment_id: Identifier
+
+
 class RunOutcome(Contract):
     type: Literal["outcome"] = "outcome"
     request_id: str
@@ -214,7 +226,7 @@ class EvaluationOutcome(Contract):
 
 
 ControlEvent = Annotated[
-    StartRequest | Activate | FetchPage | RunOutcome | EvaluationOutcome | Reconcile,
+    StartRequest | Activate | FetchPage | RunOutcome | EvaluationOutcome | Reconcile | Forget,
     Field(discriminator="type"),
 ]
 

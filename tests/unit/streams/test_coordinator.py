@@ -15,6 +15,7 @@ from streams.events import (
     FetchPage,
     Outcome,
     RequestState,
+    Forget,
     Reconcile,
     ResumeRequest,
     RunOutcome,
@@ -62,6 +63,7 @@ def harness(
     max_in_flight: int = 1000,
     progress_every: int = 1000,
     stall_seconds: float = 120.0,
+    forget_batch: int = 1000,
 ) -> Harness:
     phoenix = FakePhoenix(*experiments)
     summaries: dict[str, Summary] = {}
@@ -76,6 +78,7 @@ def harness(
             max_in_flight=max_in_flight,
             progress_every=progress_every,
             stall_seconds=stall_seconds,
+            forget_batch=forget_batch,
         ),
     )
     return Harness(phoenix, coordinator, summaries, lanes)
@@ -214,7 +217,7 @@ async def test_already_complete_experiment_is_complete_without_work() -> None:
     h = harness(experiment(examples=3, succeeded={("ex001", 1), ("ex002", 1), ("ex003", 1)}))
     req = request()
     run = await drain(h, StartRequest(request=req))
-    assert run.work == [] and run.control == []
+    assert run.work == [] and run.control == [Forget(request_id=req.request_id, experiment_id=EXP)]
     assert [st.state for st in run.status] == [RequestState.COMPLETE]
     assert run.status[0].message == "No incomplete runs found. Experiment is already complete."
     assert h.page_calls() == []
@@ -311,7 +314,7 @@ async def test_unknown_task_is_rejected_without_work() -> None:
     h = harness(experiment())
     req = request(task="nope")
     run = await drain(h, StartRequest(request=req))
-    assert run.work == [] and run.control == []
+    assert run.work == [] and run.control == [Forget(request_id=req.request_id, experiment_id=EXP)]
     assert h.phoenix.requests == []
     s = h.summary(req.request_id)
     assert s.state is RequestState.REJECTED
@@ -339,7 +342,7 @@ async def test_rejected_request_does_not_disturb_the_active_one() -> None:
     assert h.lanes[EXP].active == a.request_id
     assert h.lanes[EXP].queue == ()
     run = await drain(h, *[outcome_for(i) for i in first.work])
-    assert run.control == []  # nothing queued to activate
+    assert run.control == [Forget(request_id=a.request_id, experiment_id=EXP)]  # no Activate
     assert h.summary(a.request_id).state is RequestState.COMPLETE
 
 
@@ -602,7 +605,10 @@ async def test_second_request_is_queued_and_activated_when_first_ends() -> None:
         await h.coordinator.handle(outcome_for(item))
     last = await h.coordinator.handle(outcome_for(first.work[-1], Outcome.FAILED, "boom"))
     assert h.summary(a.request_id).state is RequestState.COMPLETE
-    assert last.control == [Activate(request_id=b.request_id, experiment_id=EXP)]
+    assert last.control == [
+        Forget(request_id=a.request_id, experiment_id=EXP),
+        Activate(request_id=b.request_id, experiment_id=EXP),
+    ]
     assert h.lanes[EXP].active == b.request_id and h.lanes[EXP].queue == ()
 
     activated = await drain(h, *last.control)
@@ -612,7 +618,7 @@ async def test_second_request_is_queued_and_activated_when_first_ends() -> None:
     assert (s.state, s.queued_behind, s.incomplete_at_start) == (RequestState.RUNNING, None, 1)
 
     # redelivered Activate: ignored
-    assert await h.coordinator.handle(last.control[0]) == Effects()
+    assert await h.coordinator.handle(last.control[1]) == Effects()
 
 
 async def test_queued_request_activated_after_first_fails() -> None:
@@ -622,7 +628,10 @@ async def test_queued_request_activated_after_first_fails() -> None:
     first = await drain(h, StartRequest(request=a))
     await drain(h, StartRequest(request=b))
     aborted = await h.coordinator.handle(outcome_for(first.work[0], Outcome.FAILED, "x"))
-    assert aborted.control == [Activate(request_id=b.request_id, experiment_id=EXP)]
+    assert aborted.control == [
+        Forget(request_id=a.request_id, experiment_id=EXP),
+        Activate(request_id=b.request_id, experiment_id=EXP),
+    ]
     run = await drain(h, *aborted.control)
     assert len(run.work) == 2
     assert h.lanes[EXP].active == b.request_id
@@ -696,3 +705,24 @@ async def test_stall_while_paging_is_paused_lists_everything_left() -> None:
     for item in repair.work:
         await drain(h, outcome_for(item))
     assert h.summary(req.request_id).state is RequestState.COMPLETE
+
+
+async def test_an_ended_request_is_forgotten_in_batches_through_the_topic() -> None:
+    h = harness(experiment(examples=5, repetitions=2), page_size=10, forget_batch=3)
+    other = request(experiment_id="RXhwZXJpbWVudDoy")
+    h.coordinator.finished[f"{other.request_id}/run/ex001/1"] = "succeeded"  # not this one's
+    req = request()
+    first = await drain(h, StartRequest(request=req))
+    emitted = []
+    for item in first.work:
+        emitted += (await h.coordinator.handle(outcome_for(item))).control
+    assert h.summary(req.request_id).state is RequestState.COMPLETE
+    assert len(h.coordinator.finished) == 11  # nothing deleted yet: each deletion is a message
+    forget = [e for e in emitted if isinstance(e, Forget)]
+    assert forget == [Forget(request_id=req.request_id, experiment_id=EXP)]
+    rounds = 0
+    while forget:
+        rounds += 1
+        forget = (await h.coordinator.handle(forget[0])).control
+    assert rounds == 4  # 10 records, 3 per event
+    assert list(h.coordinator.finished) == [f"{other.request_id}/run/ex001/1"]

@@ -59,3 +59,14 @@ async def test_a_copy_that_gave_up_leaves_the_pair_to_the_waiter() -> None:
     await asyncio.sleep(0.01)
     done.end(0, pair, None)  # cancelled mid-run (a rebalance, say): no outcome recorded
     assert await asyncio.wait_for(waiter, 1) is None
+
+
+def test_an_ended_request_is_forgotten_a_batch_at_a_time() -> None:
+    table: dict[str, str] = {}
+    done = DonePairs(table, {"r1": "complete"})
+    for n in range(5):
+        done.record(0, item("r1", f"ex{n}"), Outcome.SUCCEEDED)
+    assert done.forget_ended(0, limit=2) == 2 and len(table) == 3
+    assert done.forget_ended(0, limit=2) == 2 and len(table) == 1
+    assert done.forget_ended(0, limit=2) == 1 and table == {}
+    assert done.forget_ended(0, limit=2) == 0

@@ -20,6 +20,7 @@ RATIOS = (
     ("python / limit", "python", "limit"),
     ("limit-traced / limit", "limit-traced", "limit"),
     ("ours1 / limit-traced", "ours1", "limit-traced"),
+    ("ours1-untraced / limit", "ours1-untraced", "limit"),
     ("seed / limit-traced", "seed", "limit-traced"),
 )
 

@@ -49,6 +49,7 @@ from typing import Any
 from bench import phoenix
 from bench.measure import cpu_seconds, foreign_load, peak_rss_of, rss_of
 from bench.ours import WorkerPool, run_ours
+from bench.report import RATIOS
 from bench.taskfns import EVALUATOR_NAME
 from tests.support.stack import start_stack, stop_stack
 
@@ -568,20 +569,7 @@ def scenario_report(sc: Scenario, results: list[Result]) -> list[str]:
         )
     lines.append("")
     rate = {k: v.rate for k, v in r.items()}
-    pairs_ = [
-        ("ours1 / limit", "ours1", "limit"),
-        ("ours1 / seed", "ours1", "seed"),
-        ("ours1 / python", "ours1", "python"),
-        ("ours2 / ours1", "ours2", "ours1"),
-        ("ours2 / limit", "ours2", "limit"),
-        ("seed / limit", "seed", "limit"),
-        ("python / limit", "python", "limit"),
-        ("limit-traced / limit", "limit-traced", "limit"),
-        ("ours1 / limit-traced", "ours1", "limit-traced"),
-        ("ours1-untraced / limit", "ours1-untraced", "limit"),
-        ("seed / limit-traced", "seed", "limit-traced"),
-    ]
-    shown = [f"{label} = {ratio(rate.get(a), rate.get(b)):.2f}" for label, a, b in pairs_
+    shown = [f"{label} = {ratio(rate.get(a), rate.get(b)):.2f}" for label, a, b in RATIOS
              if ratio(rate.get(a), rate.get(b)) is not None]
     if shown:
         lines.append("Ratios (of rates; limit = the faster limit run): " + ", ".join(shown) + ".")

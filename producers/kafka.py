@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.types import TopicT
 from mode.utils.times import want_seconds
@@ -27,13 +27,16 @@ from aiokafka.errors import (
     SaslAuthenticationFailed,
     TopicAlreadyExistsError,
     UnsupportedSaslMechanismError,
+    for_code,
 )
 
 from config import Settings
-from streams.app import Pipeline
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import ResumeRequest, StatusEvent
 from streams.tracing import inject, new_root_context
+
+if TYPE_CHECKING:  # only annotations: this module is imported by clients that run no worker
+    from streams.app import Pipeline
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -126,12 +129,13 @@ def topic_specs(topics: Iterable[TopicT], default_partitions: int) -> dict[str, 
     """How Faust would create ``topics``: partitions, and cleanup and retention configs."""
     specs: dict[str, TopicSpec] = {}
     for topic in topics:
-        config = {str(k): str(v) for k, v in (topic.config or {}).items()}
+        config: dict[str, str] = {}
         policies = [p for p, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
         if policies:
             config["cleanup.policy"] = ",".join(policies)
-        if topic.retention is not None:
+        if topic.retention:
             config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        config.update({str(k): str(v) for k, v in (topic.config or {}).items()})  # explicit wins
         for name in topic.topics:
             specs[name] = TopicSpec(topic.partitions or default_partitions, config)
     return specs
@@ -153,6 +157,10 @@ async def prepare_kafka(pipeline: Pipeline) -> None:
     """
     await check_kafka(pipeline.settings)
     await ensure_topics(pipeline.settings, worker_topics(pipeline))
+
+
+class TopicCreationError(RuntimeError):
+    """The broker refused to create a topic (replication too high, ACLs, a bad config)."""
 
 
 class TopicsNotReadyError(RuntimeError):
@@ -193,9 +201,21 @@ async def ensure_topics(
         ]
         if missing:
             try:
-                await admin.create_topics(missing)
+                response = await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass
+            else:
+                # Per-topic errors come back in the answer, not as exceptions.
+                refused = [
+                    f"{topic}: {for_code(code).__name__}: {message or ''}".rstrip(": ")
+                    for topic, code, message in response.topic_errors
+                    if code not in (0, TopicAlreadyExistsError.errno)
+                ]
+                if refused:
+                    raise TopicCreationError(
+                        f"Kafka at {settings.kafka_bootstrap_servers} refused to create "
+                        + "; ".join(refused)
+                    )
         deadline = asyncio.get_running_loop().time() + timeout
         while not_ready := _without_leaders(await admin.describe_topics(list(specs)), specs):
             if asyncio.get_running_loop().time() > deadline:

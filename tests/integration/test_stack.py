@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import faust
+import pytest
 
+from producers.kafka import TopicCreationError, ensure_topics
 from producers.runner import running_worker
 from streams.app import create_app
 from streams.events import ResumeRequest
@@ -67,3 +69,10 @@ async def test_phoenix_experiment_and_its_incomplete_runs(phoenix, stack) -> Non
     assert sorted(pairs) == sorted(set(built.pairs) - set(built.succeeded))
     # The failed pairs are incomplete too.
     assert set(built.failed) <= set(pairs)
+
+
+async def test_a_topic_the_broker_refuses_to_create_is_a_clear_error(make_settings) -> None:
+    settings = make_settings(topic_replication=3)  # one broker: three replicas are impossible
+    with pytest.raises(TopicCreationError, match="InvalidReplicationFactorError") as caught:
+        await ensure_topics(settings)
+    assert settings.topics.requests in str(caught.value)

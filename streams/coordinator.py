@@ -364,7 +364,7 @@ class Coordinator:
         if summary is None:
             return
         key = f"{event.request_id}/run/{event.example_id}/{event.repetition}"
-        if not self._first_time(key, event.outcome):
+        if summary.forgotten or not self._first_time(key, event.outcome):
             return
         summary = summary.counted(event.outcome)
         if event.outcome is Outcome.SUCCEEDED and summary.evaluators:
@@ -392,7 +392,7 @@ class Coordinator:
         if summary is None:
             return
         key = f"{event.request_id}/evaluation/{event.run_id}/{event.evaluator}"
-        if not self._first_time(key, event.outcome):
+        if summary.forgotten or not self._first_time(key, event.outcome):
             return
         summary = summary.counted_evaluation(event.evaluator, event.outcome)
         if event.outcome is Outcome.FAILED and summary.stop_on_first_error and not summary.is_final:
@@ -610,7 +610,11 @@ class Coordinator:
 
     def _on_forget(self, event: Forget, effects: Effects) -> None:
         """A final request needs no more de-duplication: delete a batch of its records, and
-        ask for the next batch while some are left."""
+        ask for the next batch while some are left. After the last one, outcomes that still
+        arrive are ignored: they could no longer be told from duplicates."""
+        summary = self.summaries.get(event.request_id)
+        if summary is None or summary.forgotten:
+            return
         prefix = f"{event.request_id}/"
         batch = list(
             itertools.islice(
@@ -621,6 +625,8 @@ class Coordinator:
             del self.finished[key]
         if len(batch) > self.policy.forget_batch:
             effects.control.append(event)
+        else:
+            self.summaries[event.request_id] = summary.model_copy(update={"forgotten": True})
 
     def _release(self, summary: Summary, effects: Effects) -> None:
         """The experiment's active request ended: start the next queued one, if any."""

@@ -26,6 +26,7 @@ INTERNAL_FIELDS = frozenset(
         "verify_cursor",
         "verify_repairs",
         "verify_mark",
+        "forgotten",
         "schema_version",
     }
 )
@@ -91,6 +92,8 @@ class Summary(BaseModel):
     verify_cursor: str | None = None
     verify_repairs: int = 0
     verify_mark: int = 0
+    #: the request ended and its de-duplication records are deleted: later outcomes are ignored
+    forgotten: bool = False
 
     @classmethod
     def for_request(cls, request: ResumeRequest) -> Summary:

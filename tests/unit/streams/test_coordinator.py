@@ -726,3 +726,8 @@ async def test_an_ended_request_is_forgotten_in_batches_through_the_topic() -> N
         forget = (await h.coordinator.handle(forget[0])).control
     assert rounds == 4  # 10 records, 3 per event
     assert list(h.coordinator.finished) == [f"{other.request_id}/run/ex001/1"]
+    # A late duplicate can no longer be recognised as one: it is ignored, and leaves no record.
+    before = h.summary(req.request_id)
+    await h.coordinator.handle(outcome_for(first.work[0]))
+    assert h.summary(req.request_id).succeeded == before.succeeded == 10
+    assert list(h.coordinator.finished) == [f"{other.request_id}/run/ex001/1"]

@@ -233,6 +233,8 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
         outcome, error = recorded, None
     elif pipeline.is_aborted(item.request_id):
         outcome, error = Outcome.SKIPPED, None
+        # Recorded too: this worker may know of the abort only in memory (local_aborts).
+        done.record(partition, item, outcome)
     else:
         done.begin(partition, item)
         finished: Outcome | None = None
@@ -261,7 +263,9 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
 async def execute_work_item(
     pipeline: Pipeline, item: WorkItem, event: EventT
 ) -> tuple[Outcome, str | None]:
-    """Run the task and record the run; publish the completed run. Returns the outcome."""
+    """Run the task and record the run; publish the completed run. Returns the outcome and
+    the error text, for the caller to remember and report (kept apart from the
+    de-duplication around it)."""
     topics, metrics = pipeline.topics, pipeline.metrics
     metrics.in_flight += 1
     cap = pipeline.teams.cap(item.team)

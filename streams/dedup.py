@@ -34,7 +34,7 @@ class DonePairs:
         self.table = table
         self.ended = ended
         self._index: dict[tuple[int, str], set[str]] | None = None
-        self._running: dict[str, asyncio.Event] = {}
+        self._running: dict[str, asyncio.Future[Outcome | None]] = {}
 
     def _keys(self) -> dict[tuple[int, str], set[str]]:
         if self._index is None:  # built once, after the table's recovery
@@ -57,20 +57,23 @@ class DonePairs:
         """
         key = done_key(partition, item)
         while (running := self._running.get(key)) is not None:
-            await running.wait()
+            # The first copy's own answer: its table record may be forgotten meanwhile.
+            outcome = await asyncio.shield(running)
+            if outcome is not None:
+                return outcome
         return self.outcome(partition, item)
 
     def begin(self, partition: int, item: WorkItem) -> None:
         """Mark the pair as running here, so a second copy waits in :meth:`settled`."""
-        self._running[done_key(partition, item)] = asyncio.Event()
+        self._running[done_key(partition, item)] = asyncio.get_running_loop().create_future()
 
     def end(self, partition: int, item: WorkItem, outcome: Outcome | None) -> None:
-        """Record the outcome (if there is one) and wake the copies waiting for it."""
+        """Record the outcome (if there is one) and hand it to the copies waiting for it."""
         if outcome is not None:
             self.record(partition, item, outcome)
         running = self._running.pop(done_key(partition, item), None)
-        if running is not None:
-            running.set()
+        if running is not None and not running.done():
+            running.set_result(outcome)
 
     @property
     def running(self) -> int:

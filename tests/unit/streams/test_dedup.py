@@ -57,7 +57,7 @@ async def test_a_copy_that_gave_up_leaves_the_pair_to_the_waiter() -> None:
     done.begin(0, pair)
     waiter = asyncio.create_task(done.settled(0, pair))
     await asyncio.sleep(0.01)
-    done.end(0, pair, None)  # cancelled mid-run (a rebalance, say): no outcome recorded
+    done.end(0, pair, None)  # the first copy was cancelled (a shutdown, say): no outcome
     assert await asyncio.wait_for(waiter, 1) is None
 
 
@@ -70,3 +70,15 @@ def test_an_ended_request_is_forgotten_a_batch_at_a_time() -> None:
     assert done.forget_ended(0, limit=2) == 2 and len(table) == 1
     assert done.forget_ended(0, limit=2) == 1 and table == {}
     assert done.forget_ended(0, limit=2) == 0
+
+
+async def test_the_waiter_gets_the_first_copys_outcome_even_if_its_record_is_forgotten() -> None:
+    table: dict[str, str] = {}
+    done = DonePairs(table, {})
+    pair = item("r1", "ex1")
+    done.begin(0, pair)
+    waiter = asyncio.create_task(done.settled(0, pair))
+    await asyncio.sleep(0.01)
+    done.end(0, pair, Outcome.SUCCEEDED)
+    table.clear()  # the request ended and another agent forgot its records before we woke
+    assert await asyncio.wait_for(waiter, 1) is Outcome.SUCCEEDED

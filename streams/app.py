@@ -135,7 +135,8 @@ def create_app(
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
     )
-    # Before any topic is declared: the topics' conductor holds on to the transport.
+    # Before anything uses it: the app builds its consumer and producer from the transport
+    # once, lazily, and keeps them.
     app.transport = Transport(
         app.conf.broker_consumer, app, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms
     )

@@ -23,7 +23,13 @@ from faust.types import AppT
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: driver.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # Read by AIOKafkaConsumer.start() when it builds its fetcher.
+        # Read by AIOKafkaConsumer.start() when it builds its fetcher. A private attribute:
+        # fail loudly if an aiokafka release renames it, rather than silently wait 1.5 s.
+        if not isinstance(getattr(consumer, "_fetch_max_wait_ms", None), int):
+            raise RuntimeError(
+                f"aiokafka {aiokafka.__version__} has no AIOKafkaConsumer._fetch_max_wait_ms; "
+                "RESUME_KAFKA_FETCH_MAX_WAIT_MS cannot be applied"
+            )
         consumer._fetch_max_wait_ms = self.transport.fetch_max_wait_ms  # type: ignore[attr-defined]
         return consumer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -70,8 +71,9 @@ async def test_metrics_logs_and_active_requests(
     text = log_path.read_text().splitlines()
     # Only our handler writes, at the configured level (INFO): no plain-text copies from
     # Faust's own handler, no DEBUG records (Faust's spinner would lower the root logger).
-    assert [line for line in text if line and not line.startswith("{")] == []
-    lines = [json.loads(line) for line in text if line]
+    faust_text = re.compile(r"^(\x1b\[\?25l)?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
+    assert [line for line in text if faust_text.match(line)] == []
+    lines = [json.loads(line) for line in text if line.startswith("{")]
     assert lines and {line["level"] for line in lines} <= {"INFO", "WARNING", "ERROR"}
     ours = [line for line in lines if line.get("request_id") == request.request_id]
     assert any(line.get("experiment_id") == built.experiment_id for line in ours)

@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: actors per task (or evaluator) slot: the slot is held while user code runs, and the extra
+#: actors record finished results meanwhile, so a slot never idles for a server round trip
+RECORDING_OVERLAP = 2
+
+
 def work_key(item: WorkItem) -> str:
     """Pairs spread over the work partitions; one pair always lands on the same one."""
     return f"{item.experiment_id}/{item.example.id}/{item.repetition}"
@@ -140,7 +145,9 @@ def register_agents(
 
     if tasks:
 
-        @app.agent(topics.work, name="tasks", concurrency=settings.task_concurrency)
+        @app.agent(
+            topics.work, name="tasks", concurrency=RECORDING_OVERLAP * settings.task_concurrency
+        )
         async def run_tasks(stream: StreamT) -> None:
             """Run the task for each work item and record the run."""
             async for event in valid_events(pipeline, stream):
@@ -159,7 +166,9 @@ def register_agents(
                     )
 
         @app.agent(
-            topics.evaluations, name="evaluators", concurrency=settings.evaluator_concurrency
+            topics.evaluations,
+            name="evaluators",
+            concurrency=RECORDING_OVERLAP * settings.evaluator_concurrency,
         )
         async def run_evaluators(stream: StreamT) -> None:
             """Run the requested evaluators on each run and record the evaluations."""
@@ -204,7 +213,7 @@ async def run_evaluation_item(pipeline: Pipeline, item: EvaluationItem, event: E
             else:
                 outcome, error = execution.outcome, execution.error
             if outcome is Outcome.FAILED and item.stop_on_first_error:
-                pipeline.local_aborts.add(item.request_id)
+                pipeline.aborts.stop_here(item.request_id)  # (the runner did, in its slot)
         pipeline.metrics.count_evaluation(outcome)
         await pipeline.topics.control.send(
             key=item.experiment_id,
@@ -233,7 +242,7 @@ async def run_work_item(pipeline: Pipeline, item: WorkItem, event: EventT) -> No
         outcome, error = recorded, None
     elif pipeline.is_aborted(item.request_id):
         outcome, error = Outcome.SKIPPED, None
-        # Recorded too: this worker may know of the abort only in memory (local_aborts).
+        # Recorded too: this worker may know of the abort only in memory (Aborts.local).
         done.record(partition, item, outcome)
     else:
         done.begin(partition, item)
@@ -303,7 +312,7 @@ async def execute_work_item(
         )
     if outcome is Outcome.FAILED and item.stop_on_first_error:
         # Stop this worker's other runners at once; the coordinator tells the others.
-        pipeline.local_aborts.add(item.request_id)
+        pipeline.aborts.stop_here(item.request_id)  # (the runner did, in its slot)
     return outcome, error
 
 

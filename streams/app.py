@@ -14,6 +14,7 @@ import faust
 from mode import Service
 
 from config import Settings
+from streams.aborts import Aborts
 from streams.agents import register_agents, register_watchdog
 from streams.coordinator import Coordinator, PagingPolicy
 from streams.evaluation import EvaluationRunner
@@ -52,8 +53,8 @@ class Pipeline:
     runner: TaskRunner
     evaluation_runner: EvaluationRunner
     coordinator: Coordinator
+    aborts: Aborts
     metrics: Metrics = field(default_factory=Metrics)
-    local_aborts: set[str] = field(default_factory=set)
     faults: FaultInjection = field(default_factory=FaultInjection)
     _done_pairs: DonePairs | None = None
 
@@ -69,7 +70,7 @@ class Pipeline:
         return self.teams.phoenix(None)
 
     def is_aborted(self, request_id: str) -> bool:
-        return request_id in self.local_aborts or request_id in self.tables.aborted
+        return request_id in self.aborts
 
 
 class _Resources(Service):
@@ -143,6 +144,7 @@ def create_app(
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
     teams = TeamDirectory.from_settings(settings)
+    aborts = Aborts(tables.aborted)
     disabled = Tracing("http://unused", enabled=False)  # each team brings its own tracing
     pipeline = Pipeline(
         settings=settings,
@@ -150,12 +152,14 @@ def create_app(
         topics=topics,
         tables=tables,
         teams=teams,
+        aborts=aborts,
         runner=TaskRunner(
             teams,
             tasks,
             disabled,
             timeout=settings.task_timeout_seconds,
             threads=settings.task_concurrency,
+            aborts=aborts,
         ),
         evaluation_runner=EvaluationRunner(
             teams,
@@ -164,6 +168,7 @@ def create_app(
             tables.evaluated,
             timeout=settings.evaluator_timeout_seconds,
             threads=settings.evaluator_concurrency,
+            aborts=aborts,
         ),
         coordinator=Coordinator(
             teams,

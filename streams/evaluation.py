@@ -23,6 +23,7 @@ from openinference.semconv.trace import (
 from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
+from streams.aborts import Aborts
 from streams.evaluators import EvaluatorRegistry, normalize
 from streams.events import EvaluationItem, Outcome, utcnow
 from streams.execution import describe, jsonable
@@ -80,13 +81,16 @@ class EvaluationRunner:
         *,
         timeout: float,
         threads: int = 5,
+        aborts: Aborts | None = None,
     ) -> None:
         self.teams = (
             phoenix if isinstance(phoenix, TeamDirectory) else TeamDirectory.single(phoenix, tracing)
         )
         self.evaluators = evaluators
+        self.aborts = aborts if aborts is not None else Aborts({})
         self.successes = successes
         self._invoke = Invoker(timeout, threads, "evaluator")
+        self._slots = asyncio.Semaphore(threads)  # evaluators running at once
         self._locks = KeyedLocks()
         self.executions = 0
 
@@ -116,45 +120,51 @@ class EvaluationRunner:
             "expected": item.example.output,
             "metadata": item.example.metadata,
         }
-        span = None
-        if tracer is not None:
-            span = tracer.start_span(
-                f"Evaluation: {name}",
-                links=links_to(parent) if parent is not None else None,
-                attributes={
-                    SpanAttributes.OPENINFERENCE_SPAN_KIND: (
-                        OpenInferenceSpanKindValues.EVALUATOR.value
-                    ),
-                    SpanAttributes.INPUT_VALUE: as_attribute(evaluator_input),
-                    SpanAttributes.INPUT_MIME_TYPE: _JSON,
-                    "experiment_id": item.experiment_id,
-                    "experiment_run_id": item.run_id,
-                    "dataset_example_id": item.example.id,
-                },
-            )
-        start = utcnow()
-        result = None
-        error: str | None = None
-        kind = "CODE"
-        try:
-            evaluator = self.evaluators.get(name)
-            kind = evaluator.kind.value
-            self.executions += 1
-            raw = await self._invoke(
-                evaluator.fn,
-                evaluator.arguments(item.example, item.output),
-                is_async=evaluator.is_async,
-            )
-            result = normalize(raw)
-        except RegistryError as exc:
-            error = str(exc)
-        except InvocationTimeout as exc:
-            error = f"evaluator {exc}"
-        except Exception as exc:  # an evaluator may raise anything: an errored evaluation
-            error = describe(exc)
-            if span is not None:
-                span.record_exception(exc)
-        end = utcnow()
+        # A slot is held while the evaluator runs, not while its result is recorded.
+        async with self._slots:
+            if item.request_id in self.aborts:  # a failure may have come while this waited
+                return EvaluationExecution(Outcome.SKIPPED)
+            span = None
+            if tracer is not None:
+                span = tracer.start_span(
+                    f"Evaluation: {name}",
+                    links=links_to(parent) if parent is not None else None,
+                    attributes={
+                        SpanAttributes.OPENINFERENCE_SPAN_KIND: (
+                            OpenInferenceSpanKindValues.EVALUATOR.value
+                        ),
+                        SpanAttributes.INPUT_VALUE: as_attribute(evaluator_input),
+                        SpanAttributes.INPUT_MIME_TYPE: _JSON,
+                        "experiment_id": item.experiment_id,
+                        "experiment_run_id": item.run_id,
+                        "dataset_example_id": item.example.id,
+                    },
+                )
+            start = utcnow()
+            result = None
+            error: str | None = None
+            kind = "CODE"
+            try:
+                evaluator = self.evaluators.get(name)
+                kind = evaluator.kind.value
+                self.executions += 1
+                raw = await self._invoke(
+                    evaluator.fn,
+                    evaluator.arguments(item.example, item.output),
+                    is_async=evaluator.is_async,
+                )
+                result = normalize(raw)
+            except RegistryError as exc:
+                error = str(exc)
+            except InvocationTimeout as exc:
+                error = f"evaluator {exc}"
+            except Exception as exc:  # an evaluator may raise anything: an errored evaluation
+                error = describe(exc)
+                if span is not None:
+                    span.record_exception(exc)
+            end = utcnow()
+            if result is None and item.stop_on_first_error:
+                self.aborts.stop_here(item.request_id)  # before the slot goes to another item
         trace_id = None
         if span is not None:
             if result is not None:

@@ -6,6 +6,7 @@ with a fake Phoenix transport and no broker.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from pydantic_core import to_jsonable_python
 
+from streams.aborts import Aborts
 from streams.events import CompletedRun, Outcome, WorkItem, utcnow
 from streams.phoenix import PhoenixClient, RunRecord
 from streams.registry import RegisteredTask, RegistryError, TaskRegistry
@@ -26,6 +28,7 @@ from streams.teams import TeamDirectory
 from streams.tracing import Tracing, as_attribute, links_to, trace_id_hex
 
 _JSON = OpenInferenceMimeTypeValues.JSON.value
+_CHAIN = OpenInferenceSpanKindValues.CHAIN.value
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,16 @@ class TaskRunner:
         *,
         timeout: float,
         threads: int = 5,
+        aborts: Aborts | None = None,
     ) -> None:
         self.teams = (
             phoenix if isinstance(phoenix, TeamDirectory) else TeamDirectory.single(phoenix, tracing)
         )
         self.tasks = tasks
+        self.aborts = aborts if aborts is not None else Aborts({})
         self.timeout = timeout
         self._invoke = Invoker(timeout, threads, "task")
+        self._slots = asyncio.Semaphore(threads)  # tasks running at once
         self.executions = 0  # task invocations by this runner (metrics and tests)
 
     def close(self) -> None:
@@ -76,34 +82,43 @@ class TaskRunner:
 
     async def run(self, item: WorkItem, parent: Context | None = None) -> Execution:
         tracer = self.teams.tracing(item.team).tracer(item.project_name)
-        start = utcnow()
-        output: Any = None
-        error: str | None = None
-        span = None
-        if tracer is not None:
-            span = tracer.start_span(
-                f"Task: {item.task}",
-                links=links_to(parent) if parent is not None else None,
-                attributes={
-                    SpanAttributes.OPENINFERENCE_SPAN_KIND: OpenInferenceSpanKindValues.CHAIN.value,
-                    SpanAttributes.INPUT_VALUE: as_attribute(item.example.input),
-                    SpanAttributes.INPUT_MIME_TYPE: _JSON,
-                    "experiment_id": item.experiment_id,
-                    "dataset_example_id": item.example.id,
-                    "repetition_number": item.repetition,
-                },
-            )
-        try:
-            task = self.tasks.get(item.task)
-            self.executions += 1
-            output = jsonable(await self._call(task, item))
-        except RegistryError as exc:
-            error = str(exc)
-        except Exception as exc:  # a task may raise anything; that is a failed run, not a crash
-            error = describe(exc)
-            if span is not None:
-                span.record_exception(exc)
-        end = utcnow()
+        # A slot is held while the task runs, not while its run is recorded: posting to Phoenix
+        # then overlaps the next task instead of idling a slot for a server round trip.
+        async with self._slots:
+            # Checked again in the slot: a stop_on_first_error failure may have come while
+            # this item waited for it.
+            if item.request_id in self.aborts:
+                return Execution(outcome=Outcome.SKIPPED)
+            start = utcnow()
+            output: Any = None
+            error: str | None = None
+            span = None
+            if tracer is not None:
+                span = tracer.start_span(
+                    f"Task: {item.task}",
+                    links=links_to(parent) if parent is not None else None,
+                    attributes={
+                        SpanAttributes.OPENINFERENCE_SPAN_KIND: _CHAIN,
+                        SpanAttributes.INPUT_VALUE: as_attribute(item.example.input),
+                        SpanAttributes.INPUT_MIME_TYPE: _JSON,
+                        "experiment_id": item.experiment_id,
+                        "dataset_example_id": item.example.id,
+                        "repetition_number": item.repetition,
+                    },
+                )
+            try:
+                task = self.tasks.get(item.task)
+                self.executions += 1
+                output = jsonable(await self._call(task, item))
+            except RegistryError as exc:
+                error = str(exc)
+            except Exception as exc:  # a task may raise anything: a failed run, not a crash
+                error = describe(exc)
+                if span is not None:
+                    span.record_exception(exc)
+            end = utcnow()
+            if error is not None and item.stop_on_first_error:
+                self.aborts.stop_here(item.request_id)  # before the slot goes to another item
         trace_id = None
         run_context = parent
         if span is not None:

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode, Tracer
 
+from streams.aborts import Aborts
 from streams.events import Example, Outcome, WorkItem
 from streams.invoke import InvocationTimeout
 from streams.execution import TaskRunner, describe, jsonable
@@ -414,3 +415,71 @@ async def test_no_span_without_a_project(
     assert tracing.exporter.get_finished_spans() == ()
     assert "trace_id" not in phoenix.posted[0]
     assert execution.completed.trace_id is None
+
+
+async def test_a_slot_is_held_while_the_task_runs_not_while_its_run_is_recorded(
+    phoenix: FakePhoenix, tasks: TaskRegistry
+) -> None:
+    started: list[int] = []
+    running = most = 0
+
+    async def answer(input):
+        nonlocal running, most
+        started.append(input["n"])
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return {}
+
+    tasks.register("answer", answer)
+    runner = make_runner(phoenix, tasks)  # two slots
+    client = runner.teams.phoenix("search")
+    record, release = client.post_run, asyncio.Event()
+
+    async def held_post(*args, **kwargs):
+        await release.wait()  # the server is slow to answer
+        return await record(*args, **kwargs)
+
+    client.post_run = held_post  # type: ignore[method-assign]
+    runs = [asyncio.create_task(runner.run(item(example_id=f"ex00{n}"))) for n in (1, 2, 3)]
+    try:
+        # The third task starts while the first two runs wait for the server.
+        await asyncio.wait_for(_until(lambda: len(started) == 3), 2)
+    finally:
+        release.set()
+        executions = await asyncio.gather(*runs)
+        runner.close()
+    assert most <= 2  # never more tasks at once than slots
+    assert [e.outcome for e in executions] == [Outcome.SUCCEEDED] * 3
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
+async def test_a_first_error_stops_items_already_waiting_for_a_slot(
+    phoenix: FakePhoenix, tasks: TaskRegistry
+) -> None:
+    calls: list[int] = []
+
+    async def answer(input):
+        calls.append(input["n"])
+        await asyncio.sleep(0.01)
+        raise ValueError("no answer")
+
+    tasks.register("answer", answer)
+    aborts = Aborts({})
+    runner = TaskRunner(phoenix.client(), tasks, Tracing("http://unused", enabled=False),
+                        timeout=5.0, threads=1, aborts=aborts)
+    first, second = (
+        item(example_id=f"ex00{n}").model_copy(update={"stop_on_first_error": True})
+        for n in (1, 2)
+    )
+    try:
+        failed, skipped = await asyncio.gather(runner.run(first), runner.run(second))
+    finally:
+        runner.close()
+    assert (failed.outcome, skipped.outcome) == (Outcome.FAILED, Outcome.SKIPPED)
+    assert calls == [1] and "req-1" in aborts

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import socket
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from tests.support.ports import free_port
 
 
 def gid(kind: str, n: int) -> str:
@@ -155,12 +156,6 @@ class FakePhoenix:
     async def traces(self, request: web.Request) -> web.Response:
         await request.read()
         return web.Response(body=b"", content_type="application/x-protobuf")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def serve(port: int) -> None:

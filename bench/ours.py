@@ -22,16 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from bench.measure import cpu_seconds, peak_rss_of, rss_of
 from bench.taskfns import EVALUATOR_NAME, TASK_NAME
 from config import Settings
-from producers.kafka import RequestPublisher, delete_topics, ensure_topics, worker_topics
+from producers.kafka import (
+    RequestPublisher,
+    assign_at_end,
+    delete_topics,
+    ensure_topics,
+    worker_topics,
+)
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import ResumeRequest, StatusEvent
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,14 +52,6 @@ async def precreate_topics(settings: Settings) -> None:
 
 class UnassignedTopicError(RuntimeError):
     """The worker group came up without partitions of one of its topics."""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -255,21 +254,7 @@ class RequestClient:
         await self._publisher.__aenter__()
         await self._consumer.start()
         topics = self.settings.topics
-        tps: list[TopicPartition] = []
-        for topic in (topics.status, topics.completed_runs):
-            partitions = None
-            for _ in range(100):
-                partitions = self._consumer.partitions_for_topic(topic)
-                if partitions:
-                    break
-                await self._consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            if not partitions:
-                raise RuntimeError(f"topic {topic} does not exist")
-            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
-        self._consumer.assign(tps)
-        for tp, offset in (await self._consumer.end_offsets(tps)).items():
-            self._consumer.seek(tp, offset)
+        await assign_at_end(self._consumer, [topics.status, topics.completed_runs])
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -280,6 +280,29 @@ class RequestPublisher:
         )
 
 
+async def assign_at_end(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> None:
+    """Assign every partition of ``topics`` to a started ``consumer``, positioned at the end.
+
+    A topic created a moment ago may not be in the consumer's metadata yet: it is asked for
+    again for up to 5 s before the topic counts as missing.
+    """
+    tps: list[TopicPartition] = []
+    for topic in topics:
+        partitions = None
+        for _ in range(50):
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        if not partitions:
+            raise RuntimeError(f"topic {topic!r} does not exist on the broker")
+        tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+    consumer.assign(tps)
+    for tp, offset in (await consumer.end_offsets(tps)).items():
+        consumer.seek(tp, offset)
+
+
 class StatusFollower:
     """Reads status events from the end of the status topic (no consumer group, no commits)."""
 
@@ -292,22 +315,12 @@ class StatusFollower:
 
     async def __aenter__(self) -> StatusFollower:
         await self._consumer.start()
-        topic = self.settings.topics.status
-        partitions = None
-        for _ in range(50):
-            partitions = self._consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            await self._consumer._client.force_metadata_update()  # topic may be brand new
-            await asyncio.sleep(0.1)
-        if not partitions:
+        try:
+            # Fixed now, before the request is published, so nothing is missed.
+            await assign_at_end(self._consumer, [self.settings.topics.status])
+        except BaseException:
             await self._consumer.stop()
-            raise RuntimeError(f"status topic {topic!r} does not exist on the broker")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        # Fix the starting point now, before the request is published, so nothing is missed.
-        for tp, offset in (await self._consumer.end_offsets(tps)).items():
-            self._consumer.seek(tp, offset)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -3,7 +3,6 @@ Phoenix server per test session, started on free ports unless the environment na
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +11,8 @@ import httpx
 import pytest
 
 from config import Settings
+from tests.support.ports import free_port
 from tests.support.stack import Stack, start_stack, stop_stack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

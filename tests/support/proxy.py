@@ -7,16 +7,11 @@ without ``Retry-After``, then forwards again.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 
 from aiohttp import ClientSession, web
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
 
 
 @dataclass

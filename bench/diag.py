@@ -179,9 +179,9 @@ def install() -> None:
         tracemalloc.start(1)
     import faust.topics
 
-    import streams.agents as agents
+    import streams.app.agents as agents
     from streams.coordinator import Coordinator
-    from streams.execution import TaskRunner
+    from streams.execution.tasks import TaskRunner
     from streams.phoenix import PhoenixClient
 
     _wrap_async(Coordinator, "handle", "coordinator.handle", by_type=True)

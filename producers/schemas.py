@@ -10,7 +10,7 @@ from what the codec accepts (``tests/unit/deploy/test_schemas.py`` regenerates a
     ['completed-runs.v1.schema.json', 'control.v1.schema.json', 'evaluations.v1.schema.json',
      'requests.v1.schema.json', 'status.v1.schema.json', 'work.v1.schema.json']
 
-The topic -> model mapping is read from :func:`streams.topics.declare_topics` itself (through a
+The topic -> model mapping is read from :func:`streams.app.topics.declare_topics` itself (through a
 recording stand-in for the Faust app), so a topic whose value type changes there changes here.
 """
 
@@ -63,7 +63,7 @@ class _RecordingApp:
 
 def topic_contracts() -> list[TopicContract]:
     """Every topic with a pydantic value type, in declaration order (dead letters are raw)."""
-    from streams.topics import declare_topics
+    from streams.app.topics import declare_topics
 
     app = _RecordingApp()
     # No prefix: the roles are the topic names. model_construct: no environment is read.

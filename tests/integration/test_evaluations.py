@@ -10,7 +10,7 @@ from pathlib import Path
 
 from producers.runner import publish_and_follow, run_request, running_worker
 from streams.app import create_app
-from streams.evaluation import success_key
+from streams.execution.evaluations import success_key
 from streams.evaluators import EvaluatorRegistry
 from streams.events import EvaluationItem, Example, Outcome, RequestState, ResumeRequest
 from streams.registry import TaskRegistry

@@ -12,7 +12,7 @@ from producers.runner import running_worker
 from streams.app import create_app
 from streams.events import ResumeRequest
 from streams.phoenix import PhoenixClient
-from streams.topics import codec_for
+from streams.app.topics import codec_for
 from tests.support.experiments import build_experiment
 
 

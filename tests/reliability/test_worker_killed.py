@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from producers.kafka import RequestPublisher, StatusFollower, ensure_topics
-from streams.agents import RECORDING_OVERLAP
+from streams.app.agents import RECORDING_OVERLAP
 from streams.events import RequestState, ResumeRequest
 from tests.support.experiments import build_experiment, experiment_counts, list_runs
 from tests.support.workers import WorkerProcess

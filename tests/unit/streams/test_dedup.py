@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.dedup import DonePairs, done_key
+from streams.execution.dedup import DonePairs, done_key
 from streams.events import Example, Outcome, WorkItem
 
 

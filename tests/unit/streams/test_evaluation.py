@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from streams.evaluation import EvaluationRunner, success_key
+from streams.execution.evaluations import EvaluationRunner, success_key
 from streams.evaluators import EvaluatorRegistry
 from streams.events import EvaluationItem, Example, Outcome
 from streams.phoenix import PhoenixClient

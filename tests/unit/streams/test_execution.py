@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode, Tracer
 
-from streams.aborts import Aborts
+from streams.execution.aborts import Aborts
 from streams.events import Example, Outcome, WorkItem
-from streams.invoke import InvocationTimeout
-from streams.execution import TaskRunner, describe, jsonable
+from streams.execution.invoke import InvocationTimeout
+from streams.execution.tasks import TaskRunner, describe, jsonable
 from streams.phoenix import ExperimentNotFoundError, PhoenixClient, RetryPolicy
 from streams.registry import TaskRegistry
 from streams.tracing import PROJECT_ATTRIBUTE, Tracing, new_root_context, span_context_of

@@ -14,23 +14,23 @@ import faust
 from mode import Service
 
 from config import Settings
-from streams.aborts import Aborts
-from streams.agents import register_agents, register_watchdog
+from streams.execution.aborts import Aborts
+from streams.app.agents import register_agents, register_watchdog
 from streams.coordinator import Coordinator, PagingPolicy
-from streams.evaluation import EvaluationRunner
+from streams.execution.evaluations import EvaluationRunner
 from streams.evaluators import EvaluatorRegistry, default_evaluators
-from streams.dedup import DonePairs
-from streams.execution import TaskRunner
+from streams.execution.dedup import DonePairs
+from streams.execution.tasks import TaskRunner
 from streams.faults import FaultInjection
 from streams.metrics import Metrics
 from streams.phoenix import PhoenixClient
 from streams.registry import TaskRegistry, default_tasks
-from streams.tables import Tables, declare_tables
-from streams.topics import Topics, declare_topics
+from streams.app.tables import Tables, declare_tables
+from streams.app.topics import Topics, declare_topics
 from streams.teams import TeamDirectory
 from streams.tracing import Tracing
-from streams.transport import Transport
-from streams.views import register_views
+from streams.kafka.transport import Transport
+from streams.app.views import register_views
 
 
 class Role(StrEnum):

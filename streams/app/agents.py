@@ -2,7 +2,7 @@
 
 Agents hold no logic of their own beyond decoding, dead-lettering and publishing: the
 decisions are made by :class:`streams.coordinator.Coordinator` and
-:class:`streams.execution.TaskRunner`, which run without Kafka in unit tests.
+:class:`streams.execution.tasks.TaskRunner`, which run without Kafka in unit tests.
 """
 
 from __future__ import annotations

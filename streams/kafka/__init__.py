@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by workers and producers: connection settings, topic admin, errors."""

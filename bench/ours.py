@@ -29,15 +29,11 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from bench.measure import cpu_seconds, peak_rss_of, rss_of
 from bench.taskfns import EVALUATOR_NAME, TASK_NAME
 from config import Settings
-from producers.kafka import (
-    RequestPublisher,
-    assign_at_end,
-    delete_topics,
-    ensure_topics,
-    worker_topics,
-)
+from producers.kafka import RequestPublisher, assign_at_end
+from streams.app.startup import worker_topics
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import ResumeRequest, StatusEvent
+from streams.kafka.admin import delete_topics, ensure_topics
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,9 +32,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from config import Settings, load_settings
-from producers.kafka import connection_options
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import CompletedRun
+from streams.kafka.connection import connection_options
 
 
 def describe(run: CompletedRun) -> str:

@@ -19,20 +19,16 @@ from pydantic import ValidationError
 
 from config import Settings, load_settings
 from producers.errors import ResumeError
-from producers.kafka import (
-    KafkaAuthError,
-    KafkaUnavailableError,
-    RequestPublisher,
-    StatusFollower,
-    check_kafka,
-    ensure_topics,
-    prepare_kafka,
-)
+from producers.kafka import RequestPublisher, StatusFollower
 from producers.logs import log_handler
 from producers.progress import ProgressPrinter, format_summary
 from producers.runner import raise_for_final, run_request
+from streams.app.startup import prepare_kafka
+from streams.errors import PhoenixResumeError
 from streams.evaluators import default_evaluators, resolve_evaluator_reference
 from streams.events import ResumeRequest
+from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import check_kafka
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -114,12 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RegistryError, ValidationError) as exc:
         print(f"phoenix-resume: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KafkaAuthError, KafkaUnavailableError) as exc:
-        print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except ResumeError as exc:
         if exc.summary:
             print(format_summary(exc.summary))
+        print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except PhoenixResumeError as exc:  # every other named error: Kafka, Phoenix, topics
         print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

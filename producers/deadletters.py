@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from producers.kafka import connection_options, read_topic
+from producers.kafka import read_topic
+from streams.kafka.connection import connection_options
 
 
 @dataclass(frozen=True)

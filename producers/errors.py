@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.errors import PhoenixResumeError
 
-class ResumeError(Exception):
+
+class ResumeError(PhoenixResumeError):
     """Base class: a resume request did not end as complete."""
 
     def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:

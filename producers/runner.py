@@ -19,16 +19,12 @@ import faust
 
 from config import Settings
 from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchError
-from producers.kafka import (
-    RequestPublisher,
-    StatusFollower,
-    delete_topics,
-    ensure_topics,
-    prepare_kafka,
-)
+from producers.kafka import RequestPublisher, StatusFollower
 from streams.app import Pipeline, create_app
-from streams.events import RequestState, ResumeRequest, StatusEvent
+from streams.app.startup import prepare_kafka
 from streams.evaluators import EvaluatorRegistry
+from streams.events import RequestState, ResumeRequest, StatusEvent
+from streams.kafka.admin import delete_topics, ensure_topics
 from streams.registry import TaskRegistry
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from streams.errors import PhoenixResumeError
 from streams.events import Example
 
 TASK_PARAMETERS = frozenset({"input", "expected", "reference", "metadata", "example"})
 
 
-class RegistryError(Exception):
+class RegistryError(PhoenixResumeError):
     """Base class of registration and lookup errors."""
 
 

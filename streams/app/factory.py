@@ -14,23 +14,24 @@ import faust
 from mode import Service
 
 from config import Settings
-from streams.execution.aborts import Aborts
 from streams.app.agents import register_agents, register_watchdog
+from streams.app.tables import Tables, declare_tables
+from streams.app.topics import Topics, declare_topics
+from streams.app.views import register_views
 from streams.coordinator import Coordinator, PagingPolicy
-from streams.execution.evaluations import EvaluationRunner
 from streams.evaluators import EvaluatorRegistry, default_evaluators
+from streams.execution.aborts import Aborts
 from streams.execution.dedup import DonePairs
+from streams.execution.evaluations import EvaluationRunner
 from streams.execution.tasks import TaskRunner
 from streams.faults import FaultInjection
+from streams.kafka.connection import faust_credentials
+from streams.kafka.transport import Transport
 from streams.metrics import Metrics
 from streams.phoenix import PhoenixClient
 from streams.registry import TaskRegistry, default_tasks
-from streams.app.tables import Tables, declare_tables
-from streams.app.topics import Topics, declare_topics
 from streams.teams import TeamDirectory
 from streams.tracing import Tracing
-from streams.kafka.transport import Transport
-from streams.app.views import register_views
 
 
 class Role(StrEnum):
@@ -86,22 +87,6 @@ class _Resources(Service):
         await self.pipeline.teams.aclose()
 
 
-def broker_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
-    """Faust's form of the Kafka security settings."""
-    context = settings.kafka_ssl_context()
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        assert settings.kafka_sasl_password is not None  # checked by the settings model
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
-
-
 def create_app(
     settings: Settings,
     *,
@@ -118,7 +103,7 @@ def create_app(
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_broker_url,
-        broker_credentials=broker_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         autodiscover=False,
         datadir=str(datadir),

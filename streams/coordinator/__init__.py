@@ -49,11 +49,11 @@ from streams.phoenix import (
     PhoenixClient,
     PhoenixError,
 )
-from streams.phoenix.models import IncompleteEvaluation
 from streams.phoenix.links import dataset_experiments_url, experiment_url
+from streams.phoenix.models import IncompleteEvaluation
 from streams.registry import TaskRegistry
-from streams.teams import TeamDirectory
 from streams.summary import Summary
+from streams.teams import TeamDirectory
 
 
 class Lane(BaseModel):

@@ -23,11 +23,11 @@ from openinference.semconv.trace import (
 from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
-from streams.execution.aborts import Aborts
 from streams.evaluators import EvaluatorRegistry, normalize
 from streams.events import EvaluationItem, Outcome, utcnow
-from streams.execution.tasks import describe, jsonable
+from streams.execution.aborts import Aborts
 from streams.execution.invoke import InvocationTimeout, Invoker
+from streams.execution.tasks import describe, jsonable
 from streams.phoenix import EvaluationRecord, PhoenixClient
 from streams.registry import RegistryError
 from streams.teams import TeamDirectory

@@ -19,11 +19,11 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from pydantic_core import to_jsonable_python
 
-from streams.execution.aborts import Aborts
 from streams.events import CompletedRun, Outcome, WorkItem, utcnow
+from streams.execution.aborts import Aborts
+from streams.execution.invoke import InvocationTimeout, Invoker
 from streams.phoenix import PhoenixClient, RunRecord
 from streams.registry import RegisteredTask, RegistryError, TaskRegistry
-from streams.execution.invoke import InvocationTimeout, Invoker
 from streams.teams import TeamDirectory
 from streams.tracing import Tracing, as_attribute, links_to, trace_id_hex
 

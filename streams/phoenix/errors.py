@@ -5,8 +5,10 @@ Messages name the server and what to do; they never contain credentials or reque
 
 from __future__ import annotations
 
+from streams.errors import PhoenixResumeError
 
-class PhoenixError(Exception):
+
+class PhoenixError(PhoenixResumeError):
     """Base class of every Phoenix client error."""
 
 

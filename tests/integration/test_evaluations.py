@@ -10,9 +10,9 @@ from pathlib import Path
 
 from producers.runner import publish_and_follow, run_request, running_worker
 from streams.app import create_app
-from streams.execution.evaluations import success_key
 from streams.evaluators import EvaluatorRegistry
 from streams.events import EvaluationItem, Example, Outcome, RequestState, ResumeRequest
+from streams.execution.evaluations import success_key
 from streams.registry import TaskRegistry
 from tests.support.experiments import build_experiment, list_runs, runs_with_evaluations
 

@@ -7,9 +7,9 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from examples.completed_runs_consumer import consume, describe
-from producers.kafka import connection_options
 from producers.runner import run_request
 from streams.events import ResumeRequest
+from streams.kafka.connection import connection_options
 from streams.registry import TaskRegistry
 from tests.support.experiments import build_experiment, list_runs
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 
 from producers.cli import main as cli_main
-from producers.kafka import RequestPublisher, StatusFollower, ensure_topics
+from producers.kafka import RequestPublisher, StatusFollower
 from streams.events import RequestState, ResumeRequest
+from streams.kafka.admin import ensure_topics
 from tests.support.experiments import build_experiment
 from tests.support.workers import WorkerProcess
 

@@ -7,12 +7,13 @@ import asyncio
 import faust
 import pytest
 
-from producers.kafka import TopicCreationError, ensure_topics
 from producers.runner import running_worker
 from streams.app import create_app
-from streams.events import ResumeRequest
-from streams.phoenix import PhoenixClient
 from streams.app.topics import codec_for
+from streams.events import ResumeRequest
+from streams.kafka.admin import ensure_topics
+from streams.kafka.errors import TopicCreationError
+from streams.phoenix import PhoenixClient
 from tests.support.experiments import build_experiment
 
 

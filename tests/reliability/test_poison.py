@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from producers.cli import main as cli_main
 from producers.deadletters import list_dead_letters
-from producers.kafka import StatusFollower, connection_options
+from producers.kafka import StatusFollower
 from producers.runner import publish_and_follow, running_worker
 from streams.app import create_app
 from streams.events import (
@@ -22,6 +22,7 @@ from streams.events import (
     StartRequest,
     WorkItem,
 )
+from streams.kafka.connection import connection_options
 from streams.registry import TaskRegistry
 from tests.support.experiments import build_experiment
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from producers.cli import main as cli_main
-from producers.kafka import KafkaAuthError, check_kafka, read_topic
+from producers.kafka import read_topic
 from producers.runner import publish_and_follow, run_request
 from streams.events import ResumeRequest
+from streams.kafka.connection import check_kafka
+from streams.kafka.errors import KafkaAuthError
 from streams.registry import TaskRegistry
 from tests.support.experiments import build_experiment
 from tests.support.stack import stack_script, stop_stack

@@ -7,9 +7,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from producers.kafka import RequestPublisher, StatusFollower, ensure_topics
+from producers.kafka import RequestPublisher, StatusFollower
 from streams.app.agents import RECORDING_OVERLAP
 from streams.events import RequestState, ResumeRequest
+from streams.kafka.admin import ensure_topics
 from tests.support.experiments import build_experiment, experiment_counts, list_runs
 from tests.support.workers import WorkerProcess
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from config import Settings
-from producers.kafka import TopicSpec, _without_leaders, public_topics, worker_topics
 from streams.app import create_app
+from streams.app.startup import worker_topics
+from streams.kafka.admin import TopicSpec, _without_leaders, public_topics
 
 
 def test_worker_topics_are_every_declared_topic_and_every_changelog(tmp_path: Path) -> None:

@@ -6,17 +6,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import httpx
-import pytest
 
 from streams.coordinator import Coordinator, Effects, Lane, PagingPolicy
 from streams.events import (
     Activate,
     ControlEvent,
     FetchPage,
-    Outcome,
-    RequestState,
     Forget,
+    Outcome,
     Reconcile,
+    RequestState,
     ResumeRequest,
     RunOutcome,
     StartRequest,

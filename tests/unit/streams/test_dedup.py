@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.execution.dedup import DonePairs, done_key
 from streams.events import Example, Outcome, WorkItem
+from streams.execution.dedup import DonePairs, done_key
 
 
 def item(request: str, example: str, rep: int = 1) -> WorkItem:

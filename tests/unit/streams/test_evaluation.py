@@ -7,9 +7,9 @@ import json
 
 import httpx
 
-from streams.execution.evaluations import EvaluationRunner, success_key
 from streams.evaluators import EvaluatorRegistry
 from streams.events import EvaluationItem, Example, Outcome
+from streams.execution.evaluations import EvaluationRunner, success_key
 from streams.phoenix import PhoenixClient
 from streams.tracing import Tracing
 

@@ -9,8 +9,8 @@ from streams.events import (
     FINAL_STATES,
     CompletedRun,
     Example,
-    ResumeRequest,
     RequestState,
+    ResumeRequest,
     WorkItem,
 )
 

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode, Tracer
 
-from streams.execution.aborts import Aborts
 from streams.events import Example, Outcome, WorkItem
+from streams.execution.aborts import Aborts
 from streams.execution.invoke import InvocationTimeout
 from streams.execution.tasks import TaskRunner, describe, jsonable
 from streams.phoenix import ExperimentNotFoundError, PhoenixClient, RetryPolicy

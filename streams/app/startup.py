@@ -1,0 +1,31 @@
+"""What a worker does before it joins its group: check the broker, create and await its topics."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from streams.kafka.admin import TopicSpec, ensure_topics, topic_specs
+from streams.kafka.connection import check_kafka
+
+if TYPE_CHECKING:
+    from streams.app.factory import Pipeline
+
+
+def worker_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
+    """Every topic a worker of ``pipeline`` subscribes to: its topics and tables' changelogs."""
+    declared = [getattr(pipeline.topics, f.name) for f in dataclasses.fields(pipeline.topics)]
+    changelogs = [table.changelog_topic for table in pipeline.app.tables.values()]
+    return topic_specs([*declared, *changelogs], pipeline.app.conf.topic_partitions)
+
+
+async def prepare_kafka(pipeline: Pipeline) -> None:
+    """Fail clearly on a wrong address or password, then create every topic the worker
+    subscribes to and wait for their leaders, before the worker joins its group.
+
+    Faust would create the missing ones itself while starting, but a topic created that late
+    can miss the group's first assignment and stay unconsumed (see ``ensure_topics``).
+    """
+    await check_kafka(pipeline.settings)
+    await ensure_topics(pipeline.settings, worker_topics(pipeline))
+

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,35 @@ def utcnow() -> datetime:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+class RequestFields(Protocol):
+    """What every item of one request carries along (a summary, an item, a completed run)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def experiment_id(self) -> str: ...
+    @property
+    def evaluators(self) -> tuple[str, ...]: ...
+    @property
+    def stop_on_first_error(self) -> bool: ...
+    @property
+    def project_name(self) -> str | None: ...
+    @property
+    def team(self) -> str | None: ...
+
+
+def request_fields(request: RequestFields) -> dict[str, Any]:
+    """The fields an item copies from its request, by name."""
+    return {
+        "request_id": request.request_id,
+        "experiment_id": request.experiment_id,
+        "evaluators": request.evaluators,
+        "stop_on_first_error": request.stop_on_first_error,
+        "project_name": request.project_name,
+        "team": request.team,
+    }
 
 
 class Contract(BaseModel):
@@ -80,6 +109,18 @@ class WorkItem(Contract):
     project_name: str | None = None
     team: Name | None = None
 
+    @classmethod
+    def for_pair(
+        cls, request: RequestFields, task: str, example: Example, repetition: int
+    ) -> WorkItem:
+        """The work item of one (example, repetition) pair of ``request``."""
+        return cls(**request_fields(request), task=task, example=example, repetition=repetition)
+
+    @property
+    def key(self) -> str:
+        """Pairs spread over the work partitions; one pair always lands on the same one."""
+        return f"{self.experiment_id}/{self.example.id}/{self.repetition}"
+
 
 class EvaluationItem(Contract):
     """A successful run to evaluate with some evaluators (internal, keyed by run id)."""
@@ -94,6 +135,33 @@ class EvaluationItem(Contract):
     stop_on_first_error: bool = False
     project_name: str | None = None
     team: Name | None = None
+
+    @classmethod
+    def for_run(
+        cls,
+        request: RequestFields,
+        *,
+        run_id: str,
+        repetition: int,
+        example: Example,
+        output: Any,
+        evaluators: tuple[str, ...] | None = None,
+    ) -> EvaluationItem:
+        """The evaluation work of one run of ``request`` (by default, all its evaluators)."""
+        fields = request_fields(request)
+        if evaluators is not None:
+            fields["evaluators"] = evaluators
+        return cls(**fields, run_id=run_id, repetition=repetition, example=example, output=output)
+
+    @classmethod
+    def for_completed(cls, run: CompletedRun) -> EvaluationItem | None:
+        """What a completed run asks of the evaluators (nothing for failed runs or none named)."""
+        if not run.succeeded or not run.evaluators:
+            return None
+        return cls.for_run(
+            run, run_id=run.run_id, repetition=run.repetition, example=run.example,
+            output=run.output,
+        )
 
 
 class CompletedRun(Contract):
@@ -120,6 +188,33 @@ class CompletedRun(Contract):
     @property
     def succeeded(self) -> bool:
         return self.error is None
+
+    @classmethod
+    def for_item(
+        cls,
+        item: WorkItem,
+        *,
+        run_id: str,
+        output: Any,
+        error: str | None,
+        start_time: datetime,
+        end_time: datetime,
+        trace_id: str | None,
+    ) -> CompletedRun:
+        """The event of a run recorded in Phoenix for ``item``."""
+        return cls(
+            **request_fields(item),
+            dataset_example_id=item.example.id,
+            repetition=item.repetition,
+            run_id=run_id,
+            task=item.task,
+            example=item.example,
+            output=None if error is not None else output,
+            error=error,
+            start_time=start_time,
+            end_time=end_time,
+            trace_id=trace_id,
+        )
 
 
 class Outcome(StrEnum):
@@ -214,6 +309,17 @@ class RunOutcome(Contract):
     outcome: Outcome
     error: str | None = None
 
+    @classmethod
+    def for_item(cls, item: WorkItem, outcome: Outcome, error: str | None = None) -> RunOutcome:
+        return cls(
+            request_id=item.request_id,
+            experiment_id=item.experiment_id,
+            example_id=item.example.id,
+            repetition=item.repetition,
+            outcome=outcome,
+            error=error,
+        )
+
 
 class EvaluationOutcome(Contract):
     type: Literal["evaluation"] = "evaluation"
@@ -223,6 +329,19 @@ class EvaluationOutcome(Contract):
     evaluator: Name
     outcome: Outcome
     error: str | None = None
+
+    @classmethod
+    def for_item(
+        cls, item: EvaluationItem, evaluator: str, outcome: Outcome, error: str | None = None
+    ) -> EvaluationOutcome:
+        return cls(
+            request_id=item.request_id,
+            experiment_id=item.experiment_id,
+            run_id=item.run_id,
+            evaluator=evaluator,
+            outcome=outcome,
+            error=error,
+        )
 
 
 ControlEvent = Annotated[

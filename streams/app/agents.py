@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from faust.types import EventT, StreamT
 
 from streams.codec import Undecodable
-from streams.coordinator import Effects
+from streams.effects import Effects
 from streams.events import (
     CompletedRun,
     EvaluationItem,

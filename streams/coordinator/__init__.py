@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
+from streams.effects import Effects
 from streams.evaluators import EvaluatorRegistry
 from streams.events import (
     Activate,
@@ -67,18 +68,6 @@ class Lane(BaseModel):
 
     def remember(self, request_id: str, keep: int = 20) -> Lane:
         return self.model_copy(update={"recent": (*self.recent, request_id)[-keep:]})
-
-
-@dataclass
-class Effects:
-    """What the agent must publish after handling one control event."""
-
-    work: list[WorkItem] = field(default_factory=list)
-    evaluations: list[EvaluationItem] = field(default_factory=list)
-    control: list[ControlEvent] = field(default_factory=list)
-    status: list[StatusEvent] = field(default_factory=list)
-    aborted: dict[str, str] = field(default_factory=dict)  # request id -> cause
-    ended: dict[str, str] = field(default_factory=dict)  # request id -> final state
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from producers.progress import ProgressPrinter, format_summary
 from producers.runner import raise_for_final, run_request
 from streams.app.startup import prepare_kafka
 from streams.errors import PhoenixResumeError
-from streams.evaluators import default_evaluators, resolve_evaluator_reference
+from streams.evaluators import default_evaluators
 from streams.events import ResumeRequest
 from streams.kafka.admin import ensure_topics
 from streams.kafka.connection import check_kafka
@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
     task = resolve_reference(args.task, default_tasks) if args.command == "run" else None
-    evaluators = [resolve_evaluator_reference(ref, default_evaluators) for ref in args.evaluator]
+    evaluators = [resolve_reference(ref, default_evaluators) for ref in args.evaluator]
     settings = settings.model_copy(
         update={"task_concurrency": args.concurrency, "evaluator_concurrency": args.concurrency}
     )

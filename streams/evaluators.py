@@ -1,9 +1,9 @@
-"""Evaluators: registration by name, binding by parameter name, and result normalisation.
+"""Evaluators: their registry (annotator kinds included) and the normalisation of their results.
 
-An evaluator is a plain function, sync or async, taking what its parameters ask for, as with
-Phoenix's Python client: ``input``, ``output``, ``expected`` (alias ``reference``),
-``metadata``, ``example``; a single parameter of another name gets the run's output. What it
-returns is normalised as Phoenix's clients do:
+An evaluator is a plain function, sync or async, registered and bound by parameter name like
+a task (see :mod:`streams.registry`): ``input``, ``output``, ``expected`` (alias
+``reference``), ``metadata``, ``example``; a single parameter of another name gets the run's
+output. What it returns is normalised as Phoenix's clients do:
 
     >>> normalize(True)
     EvaluationResult(score=1.0, label='True', explanation=None, metadata={})
@@ -16,36 +16,29 @@ returns is normalised as Phoenix's clients do:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.events import Example
-from streams.registry import (
-    RegistryError,
-    import_reference,
-    is_async_callable,
-    parameter_names,
-)
+from streams.registry import EVALUATOR, Registered, Registry, UnknownEvaluatorError
 
-EVALUATOR_PARAMETERS = frozenset({"input", "output", "expected", "reference", "metadata", "example"})
+__all__ = [
+    "AnnotatorKind",
+    "EvaluationResult",
+    "EvaluatorRegistry",
+    "EvaluatorResultError",
+    "UnknownEvaluatorError",
+    "default_evaluators",
+    "evaluator",
+    "normalize",
+]
 
 
 class AnnotatorKind(StrEnum):
     CODE = "CODE"
     LLM = "LLM"
-
-
-class UnknownEvaluatorError(RegistryError):
-    """A request named an evaluator this worker has not registered."""
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        self.name = name
-        known_list = ", ".join(sorted(known)) or "none"
-        super().__init__(f"unknown evaluator {name!r}; this worker has registered: {known_list}")
 
 
 class EvaluatorResultError(ValueError):
@@ -131,63 +124,19 @@ def normalize(value: Any) -> EvaluationResult:
     )
 
 
-@dataclass(frozen=True)
-class RegisteredEvaluator:
-    name: str
-    fn: Callable[..., Any]
-    parameters: tuple[str, ...]
-    kind: AnnotatorKind = AnnotatorKind.CODE
-
-    @property
-    def is_async(self) -> bool:
-        return is_async_callable(self.fn)
-
-    def arguments(self, example: Example, output: Any) -> dict[str, Any]:
-        available = {
-            "input": example.input,
-            "output": output,
-            "expected": example.output,
-            "reference": example.output,
-            "metadata": example.metadata,
-            "example": example,
-        }
-        if len(self.parameters) == 1 and self.parameters[0] not in EVALUATOR_PARAMETERS:
-            return {self.parameters[0]: output}
-        return {p: available[p] for p in self.parameters}
-
-
-class EvaluatorRegistry:
-    """Evaluators by name. Workers share the module-level :data:`default_evaluators`."""
+class EvaluatorRegistry(Registry):
+    """Evaluators by name, each with its annotator kind. Workers share the module-level
+    :data:`default_evaluators`."""
 
     def __init__(self) -> None:
-        self._evaluators: dict[str, RegisteredEvaluator] = {}
+        super().__init__(EVALUATOR)
 
     def register(
-        self, name: str, fn: Callable[..., Any], kind: AnnotatorKind | str = AnnotatorKind.CODE
-    ) -> RegisteredEvaluator:
-        registered = RegisteredEvaluator(
-            name=name,
-            fn=fn,
-            parameters=parameter_names("evaluator", name, fn, EVALUATOR_PARAMETERS),
-            kind=AnnotatorKind(kind),
-        )
-        existing = self._evaluators.get(name)
-        if existing is not None and existing.fn is not fn:
-            raise RegistryError(f"evaluator name {name!r} is already registered to {existing.fn!r}")
-        self._evaluators[name] = registered
-        return registered
-
-    def get(self, name: str) -> RegisteredEvaluator:
-        try:
-            return self._evaluators[name]
-        except KeyError:
-            raise UnknownEvaluatorError(name, self._evaluators) from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._evaluators
-
-    def names(self) -> list[str]:
-        return sorted(self._evaluators)
+        self, name: str, fn: Callable[..., Any], kind: AnnotatorKind | str | None = None
+    ) -> Registered:
+        # Checked here, so a misspelt kind fails at registration rather than at the first post.
+        checked = AnnotatorKind.CODE if kind is None else AnnotatorKind(kind)
+        return super().register(name, fn, checked)
 
 
 default_evaluators = EvaluatorRegistry()
@@ -200,21 +149,4 @@ def evaluator(
     registry: EvaluatorRegistry | None = None,
 ) -> Callable[..., Any]:
     """Decorator registering a function as an evaluator under ``name`` (default: its name)."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        (registry or default_evaluators).register(name or fn.__name__, fn, kind)
-        return fn
-
-    return decorate
-
-
-def resolve_evaluator_reference(
-    reference: str, registry: EvaluatorRegistry | None = None
-) -> RegisteredEvaluator:
-    """Turn ``MODULE:FUNC`` into a registered evaluator (registered under FUNC's name if new)."""
-    registry = registry or default_evaluators
-    fn = import_reference(reference)
-    for name in registry.names():
-        if registry.get(name).fn is fn:
-            return registry.get(name)
-    return registry.register(getattr(fn, "__name__", reference.partition(":")[2]), fn)
+    return (registry or default_evaluators).decorator(name, kind)

@@ -1,8 +1,10 @@
-"""Register tasks by name and call them with arguments bound by parameter name.
+"""Register user functions (tasks, evaluators) by name and call them with arguments bound by name.
 
-A task is a plain function, sync or async. Like Phoenix's Python client, it receives what its
-parameters ask for: ``input``, ``expected`` (alias ``reference``), ``metadata``, ``example``;
-a function with a single parameter of another name gets the example's input.
+A task or an evaluator is a plain function, sync or async. Like Phoenix's Python client, it
+receives what its parameters ask for: ``input``, ``expected`` (alias ``reference``),
+``metadata``, ``example``, and for an evaluator the run's ``output``; a function with a single
+parameter of another name gets the example's input (a task) or the run's output (an
+evaluator). One :class:`Registry` serves both; its :class:`Role` says which names it binds.
 
     >>> @task("shout")
     ... def shout(input):
@@ -22,24 +24,30 @@ from typing import Any
 from streams.errors import PhoenixResumeError
 from streams.events import Example
 
-TASK_PARAMETERS = frozenset({"input", "expected", "reference", "metadata", "example"})
-
 
 class RegistryError(PhoenixResumeError):
     """Base class of registration and lookup errors."""
 
 
-class UnknownTaskError(RegistryError):
-    """A request named a task this worker has not registered."""
+class UnknownNameError(RegistryError):
+    """A request named a function this worker has not registered."""
 
-    def __init__(self, name: str, known: Iterable[str]) -> None:
+    def __init__(self, role: str, name: str, known: Iterable[str]) -> None:
         self.name = name
         known_list = ", ".join(sorted(known)) or "none"
-        super().__init__(f"unknown task {name!r}; this worker has registered: {known_list}")
+        super().__init__(f"unknown {role} {name!r}; this worker has registered: {known_list}")
+
+
+class UnknownTaskError(UnknownNameError):
+    """A request named a task this worker has not registered."""
+
+
+class UnknownEvaluatorError(UnknownNameError):
+    """A request named an evaluator this worker has not registered."""
 
 
 class TaskSignatureError(RegistryError):
-    """The function's parameters cannot be bound to an example."""
+    """The function's parameters cannot be bound to an example (a task's or an evaluator's)."""
 
 
 class TaskImportError(RegistryError):
@@ -47,32 +55,61 @@ class TaskImportError(RegistryError):
 
 
 @dataclass(frozen=True)
-class RegisteredTask:
-    """A task function with its name and how to call it."""
+class Role:
+    """What a registry holds: the word its messages use, and the parameters it can bind."""
+
+    name: str
+    parameters: frozenset[str]
+    #: What a function with one parameter of another name gets.
+    lone: str
+    unknown: type[UnknownNameError]
+
+
+TASK = Role(
+    "task",
+    frozenset({"input", "expected", "reference", "metadata", "example"}),
+    lone="input",
+    unknown=UnknownTaskError,
+)
+EVALUATOR = Role(
+    "evaluator",
+    frozenset({"input", "output", "expected", "reference", "metadata", "example"}),
+    lone="output",
+    unknown=UnknownEvaluatorError,
+)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered function with its name, its role and the parameters it asks for."""
 
     name: str
     fn: Callable[..., Any]
     parameters: tuple[str, ...]
+    role: Role
+    #: An evaluator's annotator kind (an :class:`streams.evaluators.AnnotatorKind`).
+    kind: str | None = None
 
     @property
     def is_async(self) -> bool:
         return is_async_callable(self.fn)
 
-    def arguments(self, example: Example) -> dict[str, Any]:
-        """The keyword arguments this task gets for an example."""
+    def arguments(self, example: Example, output: Any = None) -> dict[str, Any]:
+        """The keyword arguments this function gets for an example (and a run's output)."""
         available = {
             "input": example.input,
+            "output": output,
             "expected": example.output,
             "reference": example.output,
             "metadata": example.metadata,
             "example": example,
         }
-        if len(self.parameters) == 1 and self.parameters[0] not in TASK_PARAMETERS:
-            return {self.parameters[0]: example.input}
+        if len(self.parameters) == 1 and self.parameters[0] not in self.role.parameters:
+            return {self.parameters[0]: available[self.role.lone]}
         return {p: available[p] for p in self.parameters}
 
-    async def __call__(self, example: Example) -> Any:
-        kwargs = self.arguments(example)
+    async def __call__(self, example: Example, output: Any = None) -> Any:
+        kwargs = self.arguments(example, output)
         if self.is_async:
             return await self.fn(**kwargs)
         result = self.fn(**kwargs)
@@ -119,51 +156,74 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
     )
 
 
-def bind(name: str, fn: Callable[..., Any]) -> RegisteredTask:
-    """A task bound to its parameters (see :func:`parameter_names`)."""
-    return RegisteredTask(
-        name=name, fn=fn, parameters=parameter_names("task", name, fn, TASK_PARAMETERS)
-    )
+def bind(
+    name: str, fn: Callable[..., Any], role: Role = TASK, kind: str | None = None
+) -> Registered:
+    """``fn`` bound to its parameters (see :func:`parameter_names`), a task unless told."""
+    parameters = parameter_names(role.name, name, fn, role.parameters)
+    return Registered(name=name, fn=fn, parameters=parameters, role=role, kind=kind)
 
 
-class TaskRegistry:
+class Registry:
+    """Functions of one role by name."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+        self._functions: dict[str, Registered] = {}
+
+    def register(self, name: str, fn: Callable[..., Any], kind: str | None = None) -> Registered:
+        registered = bind(name, fn, self.role, kind)
+        existing = self._functions.get(name)
+        if existing is not None and existing.fn is not fn:
+            raise RegistryError(
+                f"{self.role.name} name {name!r} is already registered to {existing.fn!r}"
+            )
+        self._functions[name] = registered
+        return registered
+
+    def get(self, name: str) -> Registered:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise self.role.unknown(self.role.name, name, self._functions) from None
+
+    def find(self, fn: Callable[..., Any]) -> Registered | None:
+        """The registration of ``fn`` under any name, if it has one."""
+        for name in self.names():
+            if self._functions[name].fn is fn:
+                return self._functions[name]
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def names(self) -> list[str]:
+        return sorted(self._functions)
+
+    def decorator(self, name: str | None, kind: str | None = None) -> Callable[..., Any]:
+        """A decorator registering a function under ``name`` (default: its ``__name__``) and
+        returning it unchanged."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(name or fn.__name__, fn, kind)
+            return fn
+
+        return decorate
+
+
+class TaskRegistry(Registry):
     """Tasks by name. Workers share the module-level :data:`default_tasks`."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, RegisteredTask] = {}
-
-    def register(self, name: str, fn: Callable[..., Any]) -> RegisteredTask:
-        registered = bind(name, fn)
-        existing = self._tasks.get(name)
-        if existing is not None and existing.fn is not fn:
-            raise RegistryError(f"task name {name!r} is already registered to {existing.fn!r}")
-        self._tasks[name] = registered
-        return registered
-
-    def get(self, name: str) -> RegisteredTask:
-        try:
-            return self._tasks[name]
-        except KeyError:
-            raise UnknownTaskError(name, self._tasks) from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._tasks
-
-    def names(self) -> list[str]:
-        return sorted(self._tasks)
+        super().__init__(TASK)
 
 
 default_tasks = TaskRegistry()
 
 
-def task(name: str | None = None, *, registry: TaskRegistry | None = None) -> Callable[..., Any]:
+def task(name: str | None = None, *, registry: Registry | None = None) -> Callable[..., Any]:
     """Decorator registering a function as a task under ``name`` (default: its ``__name__``)."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        (registry or default_tasks).register(name or fn.__name__, fn)
-        return fn
-
-    return decorate
+    return (registry or default_tasks).decorator(name)
 
 
 def import_modules(modules: Iterable[str]) -> None:
@@ -190,11 +250,11 @@ def import_reference(reference: str) -> Callable[..., Any]:
     return fn
 
 
-def resolve_reference(reference: str, registry: TaskRegistry | None = None) -> RegisteredTask:
-    """Turn ``MODULE:FUNC`` into a registered task (registering it under FUNC's name if needed)."""
-    registry = registry or default_tasks
+def resolve_reference(reference: str, registry: Registry) -> Registered:
+    """Turn ``MODULE:FUNC`` into a function of ``registry`` (registered under FUNC's name if
+    it is not there under any name yet)."""
     fn = import_reference(reference)
-    for name in registry.names():
-        if registry.get(name).fn is fn:
-            return registry.get(name)
+    registered = registry.find(fn)
+    if registered is not None:
+        return registered
     return registry.register(getattr(fn, "__name__", reference.partition(":")[2]), fn)

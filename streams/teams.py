@@ -41,21 +41,15 @@ class TeamDirectory:
 
     @classmethod
     def single(cls, phoenix: PhoenixClient, tracing: Tracing | None = None) -> TeamDirectory:
-        """One default team using ``phoenix`` (tests, and deployments without teams)."""
-        return cls({}, (phoenix, tracing or Tracing("http://unused", enabled=False)))
+        """One default team using ``phoenix``, traced by ``tracing`` (None: no spans)."""
+        return cls({}, (phoenix, tracing if tracing is not None else Tracing.disabled()))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TeamDirectory:
         default = None
         if not settings.teams:  # with teams, even the default is a configured team
-            default = (
-                _client(settings, settings.phoenix_base_url, settings.phoenix_headers),
-                Tracing.for_phoenix(
-                    settings.phoenix_base_url,
-                    settings.phoenix_headers,
-                    enabled=settings.tracing_enabled,
-                ),
-            )
+            endpoint = (settings, settings.phoenix_base_url, settings.phoenix_headers)
+            default = (_client(*endpoint), _tracing(*endpoint))
         return cls(dict(settings.teams), default, settings)
 
     @property
@@ -88,29 +82,21 @@ class TeamDirectory:
 
     def phoenix(self, team: str | None) -> PhoenixClient:
         name = self._name(team)
-        client = self._clients.get(name)
-        if client is None:
-            config = self.teams[name]
-            assert self._settings is not None
-            client = _client(
-                self._settings, config.phoenix_host, config.headers(self._settings.phoenix_headers)
-            )
-            self._clients[name] = client
-        return client
+        if name not in self._clients:
+            self._clients[name] = _client(*self._endpoint(name))
+        return self._clients[name]
 
     def tracing(self, team: str | None) -> Tracing:
         name = self._name(team)
-        tracing = self._tracing.get(name)
-        if tracing is None:
-            config = self.teams[name]
-            assert self._settings is not None
-            tracing = Tracing.for_phoenix(
-                config.phoenix_host,
-                config.headers(self._settings.phoenix_headers),
-                enabled=self._settings.tracing_enabled,
-            )
-            self._tracing[name] = tracing
-        return tracing
+        if name not in self._tracing:
+            self._tracing[name] = _tracing(*self._endpoint(name))
+        return self._tracing[name]
+
+    def _endpoint(self, name: str) -> tuple[Settings, str, dict[str, str]]:
+        """A configured team's Phoenix host and headers (its key added to the shared ones)."""
+        config = self.teams[name]
+        assert self._settings is not None  # given whenever there are teams
+        return self._settings, config.phoenix_host, config.headers(self._settings.phoenix_headers)
 
     def cap(self, team: str | None) -> asyncio.Semaphore | None:
         """The team's concurrency cap in this worker, when it has one."""
@@ -150,3 +136,7 @@ def _client(settings: Settings, base_url: str, headers: dict[str, str]) -> Phoen
         ),
         max_connections=settings.http_max_connections,
     )
+
+
+def _tracing(settings: Settings, base_url: str, headers: dict[str, str]) -> Tracing:
+    return Tracing.for_phoenix(base_url, headers, enabled=settings.tracing_enabled)

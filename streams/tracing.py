@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+from openinference.semconv.trace import OpenInferenceMimeTypeValues, SpanAttributes
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -24,10 +26,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, Span, SpanContext, Tracer
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 PROJECT_ATTRIBUTE = "openinference.project.name"
+JSON = OpenInferenceMimeTypeValues.JSON.value
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 HeadersArg = Mapping[str, bytes] | list[tuple[str, bytes]] | None
@@ -87,16 +90,63 @@ def as_attribute(value: Any) -> str:
         return str(value)
 
 
+def start_span(
+    tracer: Tracer | None,
+    name: str,
+    parent: Context | None,
+    *,
+    kind: str,
+    input_value: Any,
+    attributes: Mapping[str, Any],
+) -> Span | None:
+    """An OpenInference span of ``kind`` in a trace of its own, linked to ``parent``'s span,
+    with ``input_value`` as its JSON input; None without a tracer."""
+    if tracer is None:
+        return None
+    return tracer.start_span(
+        name,
+        links=links_to(parent) if parent is not None else None,
+        attributes={
+            SpanAttributes.OPENINFERENCE_SPAN_KIND: kind,
+            SpanAttributes.INPUT_VALUE: as_attribute(input_value),
+            SpanAttributes.INPUT_MIME_TYPE: JSON,
+            **attributes,
+        },
+    )
+
+
+def finish_span(
+    span: Span | None, end: datetime, *, output: Any = None, error: str | None = None
+) -> str | None:
+    """End ``span`` at ``end``, OK with ``output`` as its JSON output or ERROR with ``error``;
+    returns its trace id, which Phoenix records with the run or evaluation (None: no span)."""
+    if span is None:
+        return None
+    if error is None:
+        span.set_attribute(SpanAttributes.OUTPUT_VALUE, as_attribute(output))
+        span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, JSON)
+        span.set_status(Status(StatusCode.OK))
+    else:
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end(end_time=int(end.timestamp() * 1e9))
+    return trace_id_hex(span)
+
+
 class Tracing:
     """Tracer providers per Phoenix project, created on first use and flushed on shutdown."""
 
     def __init__(
-        self, endpoint: str, headers: Mapping[str, str] | None = None, *, enabled: bool = True
+        self, endpoint: str | None, headers: Mapping[str, str] | None = None, *, enabled: bool = True
     ) -> None:
         self.endpoint = endpoint
         self._headers = dict(headers or {})
-        self.enabled = enabled
+        self.enabled = enabled and endpoint is not None
         self._providers: dict[str, TracerProvider] = {}
+
+    @classmethod
+    def disabled(cls) -> Tracing:
+        """Tracing that makes no spans: nowhere to export them."""
+        return cls(None, enabled=False)
 
     @classmethod
     def for_phoenix(

@@ -15,25 +15,19 @@ from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from openinference.semconv.trace import (
-    OpenInferenceMimeTypeValues,
-    OpenInferenceSpanKindValues,
-    SpanAttributes,
-)
+from openinference.semconv.trace import OpenInferenceSpanKindValues
 from opentelemetry.context import Context
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Span
 
-from streams.evaluators import EvaluatorRegistry, normalize
-from streams.events import EvaluationItem, Outcome, utcnow
+from streams.evaluators import AnnotatorKind, EvaluationResult, EvaluatorRegistry, normalize
+from streams.events import EvaluationItem, Outcome
 from streams.execution.aborts import Aborts
-from streams.execution.invoke import InvocationTimeout, Invoker
-from streams.execution.tasks import describe, jsonable
-from streams.phoenix import EvaluationRecord, PhoenixClient
-from streams.registry import RegistryError
+from streams.execution.invoke import Attempt, Invoker, jsonable
+from streams.phoenix import EvaluationRecord
 from streams.teams import TeamDirectory
-from streams.tracing import Tracing, as_attribute, links_to, trace_id_hex
+from streams.tracing import finish_span, start_span
 
-_JSON = OpenInferenceMimeTypeValues.JSON.value
+_EVALUATOR = OpenInferenceSpanKindValues.EVALUATOR.value
 
 
 @dataclass(frozen=True)
@@ -74,25 +68,24 @@ class EvaluationRunner:
 
     def __init__(
         self,
-        phoenix: PhoenixClient | TeamDirectory,
+        teams: TeamDirectory,
         evaluators: EvaluatorRegistry,
-        tracing: Tracing,
         successes: MutableMapping[str, Any],
         *,
         timeout: float,
         threads: int = 5,
         aborts: Aborts | None = None,
     ) -> None:
-        self.teams = (
-            phoenix if isinstance(phoenix, TeamDirectory) else TeamDirectory.single(phoenix, tracing)
-        )
+        self.teams = teams
         self.evaluators = evaluators
-        self.aborts = aborts if aborts is not None else Aborts({})
         self.successes = successes
-        self._invoke = Invoker(timeout, threads, "evaluator")
-        self._slots = asyncio.Semaphore(threads)  # evaluators running at once
+        self._invoke = Invoker(timeout, threads, "evaluator", aborts)
         self._locks = KeyedLocks()
-        self.executions = 0
+
+    @property
+    def executions(self) -> int:
+        """Evaluator invocations by this runner (metrics and tests)."""
+        return self._invoke.calls
 
     def close(self) -> None:
         self._invoke.close()
@@ -114,87 +107,68 @@ class EvaluationRunner:
         self, item: EvaluationItem, name: str, parent: Context | None
     ) -> EvaluationExecution:
         tracer = self.teams.tracing(item.team).tracer(item.project_name)
-        evaluator_input = {
-            "input": item.example.input,
-            "output": item.output,
-            "expected": item.example.output,
-            "metadata": item.example.metadata,
-        }
-        # A slot is held while the evaluator runs, not while its result is recorded.
-        async with self._slots:
-            if item.request_id in self.aborts:  # a failure may have come while this waited
-                return EvaluationExecution(Outcome.SKIPPED)
-            span = None
-            if tracer is not None:
-                span = tracer.start_span(
-                    f"Evaluation: {name}",
-                    links=links_to(parent) if parent is not None else None,
-                    attributes={
-                        SpanAttributes.OPENINFERENCE_SPAN_KIND: (
-                            OpenInferenceSpanKindValues.EVALUATOR.value
-                        ),
-                        SpanAttributes.INPUT_VALUE: as_attribute(evaluator_input),
-                        SpanAttributes.INPUT_MIME_TYPE: _JSON,
-                        "experiment_id": item.experiment_id,
-                        "experiment_run_id": item.run_id,
-                        "dataset_example_id": item.example.id,
-                    },
-                )
-            start = utcnow()
-            result = None
-            error: str | None = None
-            kind = "CODE"
-            try:
-                evaluator = self.evaluators.get(name)
-                kind = evaluator.kind.value
-                self.executions += 1
-                raw = await self._invoke(
-                    evaluator.fn,
-                    evaluator.arguments(item.example, item.output),
-                    is_async=evaluator.is_async,
-                )
-                result = normalize(raw)
-            except RegistryError as exc:
-                error = str(exc)
-            except InvocationTimeout as exc:
-                error = f"evaluator {exc}"
-            except Exception as exc:  # an evaluator may raise anything: an errored evaluation
-                error = describe(exc)
-                if span is not None:
-                    span.record_exception(exc)
-            end = utcnow()
-            if result is None and item.stop_on_first_error:
-                self.aborts.stop_here(item.request_id)  # before the slot goes to another item
-        trace_id = None
-        if span is not None:
-            if result is not None:
-                span.set_attribute(
-                    SpanAttributes.OUTPUT_VALUE,
-                    as_attribute(jsonable(result.model_dump(exclude_none=True))),
-                )
-                span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, _JSON)
-                span.set_status(Status(StatusCode.OK))
-            else:
-                span.set_status(Status(StatusCode.ERROR, error))
-            span.end(end_time=int(end.timestamp() * 1e9))
-            trace_id = trace_id_hex(span)
-        await self.teams.phoenix(item.team).post_evaluation(
-            EvaluationRecord(
-                experiment_run_id=item.run_id,
-                name=name,
-                annotator_kind=kind,
-                start_time=start,
-                end_time=end,
-                result=(
-                    result.model_dump(include={"score", "label", "explanation"}, exclude_none=True)
-                    if result is not None
-                    else None
-                ),
-                error=error,
-                metadata=jsonable(result.metadata) if result is not None and result.metadata else None,
-                trace_id=trace_id,
+
+        def span() -> Span | None:
+            return start_span(
+                tracer,
+                f"Evaluation: {name}",
+                parent,
+                kind=_EVALUATOR,
+                input_value={
+                    "input": item.example.input,
+                    "output": item.output,
+                    "expected": item.example.output,
+                    "metadata": item.example.metadata,
+                },
+                attributes={
+                    "experiment_id": item.experiment_id,
+                    "experiment_run_id": item.run_id,
+                    "dataset_example_id": item.example.id,
+                },
             )
+
+        # A slot is held while the evaluator runs, not while its result is recorded.
+        attempt = await self._invoke.attempt(
+            self.evaluators, name, item, item.example, item.output, span=span, convert=normalize
+        )
+        if attempt is None:
+            return EvaluationExecution(Outcome.SKIPPED)
+        result: EvaluationResult | None = attempt.value if attempt.error is None else None
+        trace_id = finish_span(
+            attempt.span,
+            attempt.end,
+            output=jsonable(result.model_dump(exclude_none=True)) if result is not None else None,
+            error=attempt.error,
+        )
+        await self.teams.phoenix(item.team).post_evaluation(
+            _record(item, name, attempt, result, trace_id)
         )
         if result is None:
-            return EvaluationExecution(Outcome.FAILED, error)
+            return EvaluationExecution(Outcome.FAILED, attempt.error)
         return EvaluationExecution(Outcome.SUCCEEDED)
+
+
+def _record(
+    item: EvaluationItem,
+    name: str,
+    attempt: Attempt,
+    result: EvaluationResult | None,
+    trace_id: str | None,
+) -> EvaluationRecord:
+    """What Phoenix stores for one evaluation: its result, or the error in its place."""
+    kind = attempt.registered.kind if attempt.registered is not None else None
+    return EvaluationRecord(
+        experiment_run_id=item.run_id,
+        name=name,
+        annotator_kind=str(kind or AnnotatorKind.CODE),
+        start_time=attempt.start,
+        end_time=attempt.end,
+        result=(
+            result.model_dump(include={"score", "label", "explanation"}, exclude_none=True)
+            if result is not None
+            else None
+        ),
+        error=attempt.error,
+        metadata=jsonable(result.metadata) if result is not None and result.metadata else None,
+        trace_id=trace_id,
+    )

@@ -19,10 +19,11 @@ from opentelemetry.trace import StatusCode, Tracer
 
 from streams.events import Example, Outcome, WorkItem
 from streams.execution.aborts import Aborts
-from streams.execution.invoke import InvocationTimeout
-from streams.execution.tasks import TaskRunner, describe, jsonable
+from streams.execution.invoke import InvocationTimeout, describe, jsonable
+from streams.execution.tasks import TaskRunner
 from streams.phoenix import ExperimentNotFoundError, PhoenixClient, RetryPolicy
 from streams.registry import TaskRegistry
+from streams.teams import TeamDirectory
 from streams.tracing import PROJECT_ATTRIBUTE, Tracing, new_root_context, span_context_of
 from tests.unit.fake_phoenix import BASE_URL, FakePhoenix, experiment
 
@@ -83,8 +84,7 @@ def make_runner(
     phoenix: FakePhoenix, tasks: TaskRegistry, tracing: Tracing | None = None, timeout: float = 5.0
 ) -> TaskRunner:
     return TaskRunner(
-        phoenix.client(), tasks, tracing or Tracing("http://unused", enabled=False),
-        timeout=timeout, threads=2,
+        TeamDirectory.single(phoenix.client(), tracing), tasks, timeout=timeout, threads=2
     )
 
 
@@ -316,9 +316,11 @@ async def test_run_recorded_before_a_lost_answer_is_still_succeeded(tasks: TaskR
         return response
 
     runner = TaskRunner(
-        PhoenixClient(BASE_URL, transport=httpx.MockTransport(handler),
-                      retry=RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001)),
-        tasks, Tracing("http://unused", enabled=False), timeout=5,
+        TeamDirectory.single(PhoenixClient(
+            BASE_URL, transport=httpx.MockTransport(handler),
+            retry=RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001),
+        )),
+        tasks, timeout=5,
     )
     tasks.register("answer", lambda input: {"a": 1})
     try:
@@ -471,7 +473,7 @@ async def test_a_first_error_stops_items_already_waiting_for_a_slot(
 
     tasks.register("answer", answer)
     aborts = Aborts({})
-    runner = TaskRunner(phoenix.client(), tasks, Tracing("http://unused", enabled=False),
+    runner = TaskRunner(TeamDirectory.single(phoenix.client()), tasks,
                         timeout=5.0, threads=1, aborts=aborts)
     first, second = (
         item(example_id=f"ex00{n}").model_copy(update={"stop_on_first_error": True})

@@ -1,4 +1,4 @@
-"""Task registry: binding arguments by parameter name, signature checks, references."""
+"""Registries of tasks and evaluators: binding by parameter name, signature checks, references."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import textwrap
 
 import pytest
 
+from streams.evaluators import AnnotatorKind, EvaluatorRegistry, UnknownEvaluatorError, evaluator
 from streams.events import Example
 from streams.registry import (
+    Registry,
     RegistryError,
     TaskImportError,
     TaskRegistry,
@@ -231,3 +233,54 @@ def test_resolve_reference_to_non_callable(task_module: str) -> None:
 def test_import_modules_error_names_the_module() -> None:
     with pytest.raises(TaskImportError, match="cannot import task module 'nope_not_here_xyz'"):
         import_modules(["json", "nope_not_here_xyz"])
+
+
+# --- evaluators: the same registry, another role ---
+
+
+def test_evaluators_bind_the_output_too_and_a_lone_parameter_gets_it() -> None:
+    evaluators = EvaluatorRegistry()
+    judge = evaluators.register("judge", lambda output, expected, input: None)
+    lone = evaluators.register("lone", lambda x: None)
+    assert isinstance(evaluators, Registry)
+    assert judge.arguments(EXAMPLE, {"a": "hi"}) == {
+        "output": {"a": "hi"}, "expected": {"a": "HI"}, "input": {"q": "hi"}
+    }
+    assert lone.arguments(EXAMPLE, {"a": "hi"}) == {"x": {"a": "hi"}}
+
+
+def test_a_task_cannot_ask_for_an_output() -> None:
+    with pytest.raises(TaskSignatureError, match="task 'f' has parameters \\['output'\\]"):
+        TaskRegistry().register("f", lambda input, output: None)
+
+
+def test_evaluator_kinds_default_to_code_and_are_checked() -> None:
+    evaluators = EvaluatorRegistry()
+
+    @evaluator("llm", kind="LLM", registry=evaluators)
+    def judge(output):
+        return True
+
+    assert evaluators.get("llm").kind is AnnotatorKind.LLM
+    assert evaluators.register("code", lambda output: 1).kind is AnnotatorKind.CODE
+    with pytest.raises(ValueError, match="HUMAN"):
+        evaluators.register("human", lambda output: 1, kind="HUMAN")
+    assert "human" not in evaluators
+
+
+def test_unknown_evaluator_names_the_known_ones() -> None:
+    evaluators = EvaluatorRegistry()
+    evaluators.register("exact", lambda output: True)
+    with pytest.raises(UnknownEvaluatorError) as info:
+        evaluators.get("judge")
+    assert str(info.value) == "unknown evaluator 'judge'; this worker has registered: exact"
+    assert isinstance(info.value, RegistryError) and not isinstance(info.value, UnknownTaskError)
+    with pytest.raises(RegistryError, match="evaluator name 'exact' is already registered"):
+        evaluators.register("exact", lambda output: False)
+
+
+def test_resolve_reference_into_an_evaluator_registry(task_module: str) -> None:
+    evaluators = EvaluatorRegistry()
+    resolved = resolve_reference(f"{task_module}:answer", evaluators)
+    assert (resolved.name, resolved.kind, resolved.parameters) == ("answer", "CODE", ("input",))
+    assert resolve_reference(f"{task_module}:answer", evaluators) is resolved

@@ -6,7 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from config import Settings
+from streams.phoenix import PhoenixClient
 from streams.teams import TeamDirectory
+from streams.tracing import Tracing
 
 TEAMS = {
     "search": {"phoenix_host": "http://search:6006", "api_key_env": "SEARCH_KEY",
@@ -28,6 +30,16 @@ def test_without_teams_everything_is_the_default_team() -> None:
     assert teams.phoenix("whoever") is teams.phoenix(None)
     assert teams.phoenix(None).base_url == "http://one:1"
     assert teams.cap("whoever") is None
+
+
+async def test_a_single_team_is_traced_by_what_it_is_given_or_not_at_all() -> None:
+    client = PhoenixClient("http://one:1")
+    untraced = TeamDirectory.single(client)
+    assert untraced.phoenix("whoever") is client
+    assert untraced.tracing("whoever").tracer("proj") is None
+    tracing = Tracing.for_phoenix("http://one:1", {})
+    assert TeamDirectory.single(client, tracing).tracing(None) is tracing
+    await client.aclose()
 
 
 def test_team_rules(directory: TeamDirectory) -> None:

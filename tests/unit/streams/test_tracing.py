@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from streams.tracing import (
     PROJECT_ATTRIBUTE,
     Tracing,
     as_attribute,
     extract,
+    finish_span,
     inject,
     links_to,
     new_root_context,
     span_context_of,
+    start_span,
     trace_id_hex,
 )
 
@@ -89,6 +96,41 @@ def test_disabled_or_projectless_tracing_has_no_tracer() -> None:
     assert Tracing("http://p/v1/traces", enabled=False).tracer("proj") is None
     assert Tracing("http://p/v1/traces").tracer(None) is None
     assert Tracing("http://p/v1/traces").tracer("") is None
+
+
+def test_disabled_tracing_has_no_endpoint_and_no_tracer() -> None:
+    tracing = Tracing.disabled()
+    assert (tracing.endpoint, tracing.enabled) == (None, False)
+    assert tracing.tracer("proj") is None
+    assert start_span(None, "x", None, kind="CHAIN", input_value=1, attributes={}) is None
+    assert finish_span(None, datetime.now(UTC), output=1) is None
+
+
+def test_a_span_started_then_finished_with_output_or_error() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    parent = new_root_context()
+    end = datetime(2025, 1, 2, tzinfo=UTC)
+
+    ok = start_span(tracer, "ok", parent, kind="CHAIN", input_value={"q": 1}, attributes={"n": 2})
+    trace_id = finish_span(ok, end, output={"a": 1})
+    failed = start_span(tracer, "failed", None, kind="EVALUATOR", input_value="q", attributes={})
+    finish_span(failed, end, error="ValueError: no")
+
+    first, second = exporter.get_finished_spans()
+    assert trace_id == format(first.context.trace_id, "032x")
+    assert dict(first.attributes) == {
+        "openinference.span.kind": "CHAIN", "input.value": '{"q": 1}',
+        "input.mime_type": "application/json", "n": 2,
+        "output.value": '{"a": 1}', "output.mime_type": "application/json",
+    }
+    assert [link.context.span_id for link in first.links] == [span_context_of(parent).span_id]
+    assert first.status.status_code is StatusCode.OK and first.end_time == int(end.timestamp() * 1e9)
+    assert second.status.status_code is StatusCode.ERROR
+    assert second.status.description == "ValueError: no"
+    assert "output.value" not in second.attributes and not second.links
 
 
 def test_one_provider_per_project() -> None:

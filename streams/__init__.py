@@ -1,13 +1,16 @@
-"""The Faust stream processor that resumes Phoenix experiments.
+"""The stream processor that resumes Phoenix experiments: its rooms, one concern each.
 
-Rooms, one concern each:
-
-- ``events``: the pydantic models every topic carries (the event contracts);
-- ``codec``: how those models travel as JSON through Faust topics;
+- ``events``, ``codec``: the pydantic contracts every topic carries, and how they travel;
+- ``effects``, ``publish``: what a step receives and returns, and the one step that publishes it;
+- ``context``: the state tables and parts every step shares (below both the app and the steps);
+- ``steps/``: the pipeline's handlers (intake, coordinate, run a task, dispatch, evaluate);
+- ``coordinator/``: the pager and request state machine behind the coordinate step;
+- ``execution/``: running user code (tasks, evaluators), de-duplication, aborts;
 - ``summary``: the per-request summary and the pure rules that fold outcomes into it;
-- ``registry``: ``@task`` registration and calling a task by parameter name;
-- ``phoenix``: the async Phoenix REST client and its named errors;
-- ``tracing``: OpenTelemetry providers per Phoenix project and Kafka header propagation;
-- ``execution``: running one work item (task, span, POST) without any Kafka;
-- ``app``: the app factory that wires topics, tables, agents and web views together.
+- ``registry``, ``evaluators``: ``@task`` / ``@evaluator`` registration and result rules;
+- ``phoenix/``: the async Phoenix REST client and its named errors;
+- ``kafka/``: connection settings, topic administration and errors shared by all clients;
+- ``tracing``, ``teams``, ``metrics``: spans, per-team servers and caps, worker counters;
+- ``app/``: the Faust deployment: app factory, topics, tables, agents, web views;
+- ``errors``: the root of every named error.
 """

@@ -256,6 +256,11 @@ class StartRequest(Contract):
     type: Literal["start"] = "start"
     request: ResumeRequest
 
+    @property
+    def experiment_id(self) -> str:
+        """Control events are keyed by experiment, this one too."""
+        return self.request.experiment_id
+
 
 class Activate(Contract):
     """Start a queued request whose turn has come (the previous request of its experiment ended)."""

@@ -1,13 +1,15 @@
-"""The app factory: builds a Faust app with its topics, tables, agents and web views.
+"""The app factory: builds a Faust app and wires its topics, tables, steps, agents and views.
+
+Run the app the way ``faust worker`` would:
 
     >>> from config import Settings
     >>> pipeline = create_app(Settings())          # doctest: +SKIP
-    >>> pipeline.app.main()                         # doctest: +SKIP  (``faust worker`` style)
+    >>> pipeline.app.main()                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from enum import StrEnum
 
 import faust
@@ -15,23 +17,18 @@ from mode import Service
 
 from config import Settings
 from streams.app.agents import register_agents, register_watchdog
-from streams.app.tables import Tables, declare_tables
-from streams.app.topics import Topics, declare_topics
+from streams.app.pipeline import Pipeline
+from streams.app.sender import FaustSender
+from streams.app.tables import declare_tables
+from streams.app.topics import declare_topics
 from streams.app.views import register_views
-from streams.coordinator import Coordinator, PagingPolicy
-from streams.evaluators import EvaluatorRegistry, default_evaluators
-from streams.execution.aborts import Aborts
-from streams.execution.dedup import DonePairs
-from streams.execution.evaluations import EvaluationRunner
-from streams.execution.tasks import TaskRunner
-from streams.faults import FaultInjection
+from streams.context import Context
+from streams.evaluators import EvaluatorRegistry
 from streams.kafka.connection import faust_credentials
 from streams.kafka.transport import Transport
-from streams.metrics import Metrics
-from streams.phoenix import PhoenixClient
-from streams.registry import TaskRegistry, default_tasks
-from streams.teams import TeamDirectory
-from streams.tracing import Tracing
+from streams.publish import Publisher
+from streams.registry import TaskRegistry
+from streams.steps import Steps
 
 
 class Role(StrEnum):
@@ -42,62 +39,19 @@ class Role(StrEnum):
     EVALUATORS = "evaluators"
 
 
-@dataclass
-class Pipeline:
-    """A configured app and everything its agents share."""
-
-    settings: Settings
-    app: faust.App
-    topics: Topics
-    tables: Tables
-    teams: TeamDirectory
-    runner: TaskRunner
-    evaluation_runner: EvaluationRunner
-    coordinator: Coordinator
-    aborts: Aborts
-    metrics: Metrics = field(default_factory=Metrics)
-    faults: FaultInjection = field(default_factory=FaultInjection)
-    _done_pairs: DonePairs | None = None
-
-    @property
-    def done_pairs(self) -> DonePairs:
-        if self._done_pairs is None:
-            self._done_pairs = DonePairs(self.tables.done, self.tables.ended)
-        return self._done_pairs
-
-    @property
-    def phoenix(self) -> PhoenixClient:
-        """The default team's Phoenix client."""
-        return self.teams.phoenix(None)
-
-    def is_aborted(self, request_id: str) -> bool:
-        return request_id in self.aborts
-
-
 class _Resources(Service):
-    """Closes the HTTP client and flushes spans when the app stops."""
+    """Closes the HTTP clients and flushes spans when the app stops."""
 
-    def __init__(self, pipeline: Pipeline, **kwargs: object) -> None:
-        self.pipeline = pipeline
+    def __init__(self, context: Context, **kwargs: object) -> None:
+        self.context = context
         super().__init__(**kwargs)
 
     async def on_stop(self) -> None:
-        self.pipeline.runner.close()
-        self.pipeline.evaluation_runner.close()
-        await self.pipeline.teams.aclose()
+        await self.context.aclose()
 
 
-def create_app(
-    settings: Settings,
-    *,
-    tasks: TaskRegistry | None = None,
-    evaluators: EvaluatorRegistry | None = None,
-    role: Role = Role.ALL,
-    web: bool = True,
-) -> Pipeline:
-    """Build the app for ``settings``; registries default to ``@task`` and ``@evaluator``."""
-    tasks = tasks if tasks is not None else default_tasks
-    evaluators = evaluators if evaluators is not None else default_evaluators
+def faust_app(settings: Settings, *, web: bool) -> faust.App:
+    """The Faust app of ``settings``: its consumer group, broker, commit and web settings."""
     datadir = settings.data_dir / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -126,59 +80,44 @@ def create_app(
     app.transport = Transport(
         app.conf.broker_consumer, app, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms
     )
+    return app
+
+
+def create_app(
+    settings: Settings,
+    *,
+    tasks: TaskRegistry | None = None,
+    evaluators: EvaluatorRegistry | None = None,
+    role: Role = Role.ALL,
+    web: bool = True,
+    steps: Callable[[Context], Steps] = Steps.build,
+) -> Pipeline:
+    """Build the app for ``settings``; registries default to ``@task`` and ``@evaluator``.
+
+    ``steps`` builds the pipeline's handlers from the shared context: a caller may wrap one
+    (a test that loses work on purpose, say) without the worker carrying a hook for it.
+    """
+    app = faust_app(settings, web=web)
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
-    teams = TeamDirectory.from_settings(settings)
-    aborts = Aborts(tables.aborted)
-    disabled = Tracing("http://unused", enabled=False)  # each team brings its own tracing
-    pipeline = Pipeline(
-        settings=settings,
-        app=app,
-        topics=topics,
-        tables=tables,
-        teams=teams,
-        aborts=aborts,
-        runner=TaskRunner(
-            teams,
-            tasks,
-            disabled,
-            timeout=settings.task_timeout_seconds,
-            threads=settings.task_concurrency,
-            aborts=aborts,
-        ),
-        evaluation_runner=EvaluationRunner(
-            teams,
-            evaluators,
-            disabled,
-            tables.evaluated,
-            timeout=settings.evaluator_timeout_seconds,
-            threads=settings.evaluator_concurrency,
-            aborts=aborts,
-        ),
-        coordinator=Coordinator(
-            teams,
-            tasks,
-            tables.summaries,
-            tables.lanes,
-            PagingPolicy(
-                page_size=settings.page_size,
-                max_in_flight=settings.max_in_flight_per_request,
-                progress_every=settings.progress_every,
-                stall_seconds=settings.stall_seconds,
-            ),
-            evaluators,
-            tables.finished,
-        ),
-    )
+    context = Context.build(settings, tables, tasks=tasks, evaluators=evaluators)
+    pipeline = Pipeline(settings, app, topics, context, steps(context))
+    publisher = Publisher(FaustSender(app, topics, tables), context.metrics)
+    runs_tasks = role in (Role.ALL, Role.TASKS)
     register_agents(
-        pipeline,
-        tasks=role in (Role.ALL, Role.TASKS),
-        coordinator=role in (Role.ALL, Role.TASKS),
+        app,
+        topics,
+        pipeline.steps,
+        publisher,
+        task_concurrency=settings.task_concurrency,
+        evaluator_concurrency=settings.evaluator_concurrency,
+        tasks=runs_tasks,
+        coordinator=runs_tasks,
         evaluators=role in (Role.ALL, Role.EVALUATORS),
     )
-    if role in (Role.ALL, Role.TASKS):
-        register_watchdog(pipeline)
+    if runs_tasks:
+        register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
     if web:
         register_views(pipeline)
-    app.add_dependency(_Resources(pipeline))
+    app.add_dependency(_Resources(context))
     return pipeline

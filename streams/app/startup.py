@@ -9,7 +9,7 @@ from streams.kafka.admin import TopicSpec, ensure_topics, topic_specs
 from streams.kafka.connection import check_kafka
 
 if TYPE_CHECKING:
-    from streams.app.factory import Pipeline
+    from streams.app.pipeline import Pipeline
 
 
 def worker_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:

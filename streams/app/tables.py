@@ -1,9 +1,8 @@
-"""The changelog-backed tables: request summaries, per-experiment lanes, outcomes, ends."""
+"""The changelog-backed Faust tables behind the pipeline's state (see ``streams.context.Tables``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import faust
@@ -11,6 +10,7 @@ from faust.types import TableT
 from pydantic import BaseModel
 
 from config import Settings
+from streams.context import Tables
 from streams.coordinator import Lane
 from streams.summary import Summary
 
@@ -49,25 +49,6 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
 
     def __len__(self) -> int:
         return len(self.table)
-
-
-@dataclass(frozen=True)
-class Tables:
-    #: request id -> Summary; written by the coordinator, keyed consistently with ``control``.
-    summaries: ModelTable[Summary]
-    #: experiment id -> Lane (active request, queue, recent requests).
-    lanes: ModelTable[Lane]
-    #: "<request>/<pair or run/evaluator>" -> outcome: counts each outcome once.
-    finished: TableT
-    #: request id -> abort cause; global, so every task worker skips an aborted request's items.
-    aborted: TableT
-    #: request id -> final state; global, so task workers can forget the pairs of ended requests.
-    ended: TableT
-    #: "<work partition>/<request>/<example>/<repetition>" -> outcome, on the task side: a work
-    #: item redelivered after a crash is not run again when its outcome is known.
-    done: TableT
-    #: "<run id>/<evaluator>" -> True once an evaluation succeeded; guards it from late errors.
-    evaluated: TableT
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from faust.web import Request, Response, View
 
 if TYPE_CHECKING:
-    from streams.app import Pipeline
+    from streams.app.pipeline import Pipeline
 
 
 def experiment_report(pipeline: Pipeline, experiment_id: str) -> dict[str, Any] | None:
@@ -64,7 +64,7 @@ def register_views(pipeline: Pipeline) -> None:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             report = pipeline.metrics.snapshot()
-            report["retries"] = pipeline.teams.retries
+            report["retries"] = pipeline.context.teams.retries
             report["consumer_lag"] = consumer_lag(pipeline)
             return self.json(report)
 

@@ -8,7 +8,7 @@ coordinator -> work -> task agents -> control), so that wait recurs at every hop
 1.5 s each. A short wait bounds it, at the cost of a few more empty fetches while idle.
 
     >>> app = faust.App("id", broker="kafka://localhost:9092")      # doctest: +SKIP
-    >>> app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=100)
+    >>> app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=100)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 It serves just what the resumer reads and writes: ``GET /v1/experiments/{id}``, paged
 ``GET /v1/experiments/{id}/incomplete-runs`` (cursor = id of the first example of the next
 page, as Phoenix does), ``POST /v1/experiments/{id}/runs`` (409 for a pair that already
-succeeded) and ``GET /arize_phoenix_version``. ``old_server=True`` answers every ``/v1``
+succeeded), ``POST /v1/experiment_evaluations`` and ``GET /arize_phoenix_version``. ``old_server=True`` answers every ``/v1``
 path with an HTML 404, as a Phoenix older than 12.10 does.
 """
 
@@ -70,6 +70,7 @@ class FakePhoenix:
         self.requests: list[httpx.Request] = []
         self.posted: list[dict[str, Any]] = []
         self.run_ids: dict[tuple[str, int], str] = {}
+        self.evaluations: list[dict[str, Any]] = []
 
     # --- wiring ---
 
@@ -95,6 +96,8 @@ class FakePhoenix:
         if self.old_server:
             return httpx.Response(404, text=HTML_404, headers={"content-type": "text/html"})
         parts = path.strip("/").split("/")
+        if parts == ["v1", "experiment_evaluations"] and request.method == "POST":
+            return self._post_evaluation(json.loads(request.content))
         if len(parts) < 3 or parts[:2] != ["v1", "experiments"]:
             return httpx.Response(404, json={"detail": "Not Found"})
         experiment_id = parts[2]
@@ -157,7 +160,7 @@ class FakePhoenix:
                 "data": [
                     {
                         "experiment_run": {
-                            "id": f"run-{ex}-{rep}",
+                            "id": self.run_ids.get((ex, rep), f"run-{ex}-{rep}"),
                             "experiment_id": e.id,
                             "dataset_example_id": ex,
                             "output": {"answer": "old"},
@@ -193,6 +196,20 @@ class FakePhoenix:
                 "next_cursor": more[0][0] if more else None,
             },
         )
+
+    def _post_evaluation(self, body: dict[str, Any]) -> httpx.Response:
+        """Upsert on (run, name), last write wins, as Phoenix does."""
+        self.evaluations.append(body)
+        for e in self.experiments.values():
+            for pair in e.succeeded:
+                run_id = self.run_ids.get(pair, f"run-{pair[0]}-{pair[1]}")
+                if run_id == body["experiment_run_id"]:
+                    names = e.evaluated.setdefault(pair, set())
+                    if body.get("error"):
+                        names.discard(body["name"])
+                    else:
+                        names.add(body["name"])
+        return httpx.Response(200, json={"data": {"id": f"RXZhbDo{len(self.evaluations)}"}})
 
     def _post_run(self, e: FakeExperiment, body: dict[str, Any]) -> httpx.Response:
         pair = (body["dataset_example_id"], body["repetition_number"])

@@ -1,0 +1,31 @@
+"""The Faust side of publishing: effects go to the app's topics and global tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.app.topics import Topics
+from streams.context import Tables
+from streams.publish import GlobalTable, Headers, TopicRole
+
+
+class FaustSender:
+    """A :class:`streams.publish.Sender` over a Faust app's topics and global tables."""
+
+    def __init__(self, app: faust.App, topics: Topics, tables: Tables) -> None:
+        self.app = app
+        self.topics = topics
+        self.tables = tables
+
+    async def send(
+        self, role: TopicRole, key: str | bytes | None, value: Any, headers: Headers | None
+    ) -> None:
+        await getattr(self.topics, role).send(key=key, value=value, headers=headers)
+
+    def broadcast(self, table: GlobalTable, key: str, value: str) -> None:
+        getattr(self.tables, table)[key] = value
+
+    async def flush(self) -> None:
+        await self.app.producer.flush()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from streams.coordinator import Coordinator, Effects, Lane, PagingPolicy
+from streams.coordinator.ledger import run_key
 from streams.events import (
     Activate,
     ControlEvent,
@@ -68,7 +69,7 @@ def harness(
     summaries: dict[str, Summary] = {}
     lanes: dict[str, Lane] = {}
     coordinator = Coordinator(
-        phoenix.client(),
+        TeamDirectory.single(phoenix.client()),
         registry(),
         summaries,
         lanes,
@@ -709,7 +710,7 @@ async def test_stall_while_paging_is_paused_lists_everything_left() -> None:
 async def test_an_ended_request_is_forgotten_in_batches_through_the_topic() -> None:
     h = harness(experiment(examples=5, repetitions=2), page_size=10, forget_batch=3)
     other = request(experiment_id="RXhwZXJpbWVudDoy")
-    h.coordinator.finished[f"{other.request_id}/run/ex001/1"] = "succeeded"  # not this one's
+    h.coordinator.finished[run_key(other.request_id, "ex001", 1)] = "succeeded"  # not this one's
     req = request()
     first = await drain(h, StartRequest(request=req))
     emitted = []

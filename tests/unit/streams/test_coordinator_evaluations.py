@@ -17,6 +17,7 @@ from streams.events import (
     StartRequest,
 )
 from streams.registry import TaskRegistry
+from streams.teams import TeamDirectory
 from tests.unit.fake_phoenix import FakePhoenix, experiment
 
 EXP = "RXhwZXJpbWVudDox"
@@ -31,7 +32,7 @@ class World:
         evaluators.register("judge", lambda output: 1.0)
         self.summaries: dict = {}
         self.coordinator = Coordinator(
-            self.phoenix.client(), tasks, self.summaries, {},
+            TeamDirectory.single(self.phoenix.client()), tasks, self.summaries, {},
             PagingPolicy(page_size=page_size, stall_seconds=stall_seconds), evaluators,
         )
 

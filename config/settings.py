@@ -153,8 +153,28 @@ class Settings(BaseSettings):
     event_partitions: int = Field(default=4, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=16)
     commit_interval_seconds: float = Field(default=0.1, gt=0)
+    # A killed worker's partitions move after the session timeout: 10 s bounds that stall,
+    # and a worker is only declared dead after missing three heartbeats (Kafka's rule).
     kafka_session_timeout_seconds: float = Field(
-        default=30.0, ge=6, description="How long the group waits for a silent (dead) worker."
+        default=10.0, ge=6, description="How long the group waits for a silent (dead) worker."
+    )
+    kafka_heartbeat_interval_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="How often a worker tells the group it is alive (at most a third of the "
+        "session timeout: see heartbeat_seconds).",
+    )
+    kafka_group_instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Static group membership: a worker restarted under the same id (a "
+        "StatefulSet pod name) gets its partitions back without a group-wide rebalance.",
+    )
+    drain_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        description="On SIGTERM or a rebalance, how long running tasks may finish before "
+        "their work is handed over (Kubernetes' default grace period is 30 s).",
     )
     kafka_fetch_max_wait_ms: int = Field(
         default=100,
@@ -216,7 +236,7 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Host name other workers and the CLI reach this worker by (table routing).",
     )
-    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_port: int = Field(default=6066, ge=1, le=65535)
     worker_url: str | None = Field(
         default=None, description="Where the CLI finds a worker's web server (status)."
     )
@@ -295,6 +315,11 @@ class Settings(BaseSettings):
             return None
         cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
         return ssl.create_default_context(cafile=cafile)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """The heartbeat interval in force: a live worker must not miss a session by one."""
+        return min(self.kafka_heartbeat_interval_seconds, self.kafka_session_timeout_seconds / 3)
 
     @property
     def phoenix_base_url(self) -> str:

@@ -12,7 +12,7 @@ The tables are plain mutable mappings here: Faust tables in a worker, dicts in u
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,10 @@ from streams.metrics import Metrics
 from streams.registry import TaskRegistry, default_tasks
 from streams.summary import Summary
 from streams.teams import TeamDirectory
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class Context:
     tasks: TaskRegistry
     evaluators: EvaluatorRegistry
     metrics: Metrics = field(default_factory=Metrics)
+    #: makes the tables' latest writes durable (a Faust worker flushes its producer, whose
+    #: changelog messages they are); in memory there is nothing to do
+    checkpoint: Callable[[], Awaitable[None]] = _nothing
 
     @classmethod
     def build(
@@ -80,6 +87,7 @@ class Context:
         tasks: TaskRegistry | None = None,
         evaluators: EvaluatorRegistry | None = None,
         teams: TeamDirectory | None = None,
+        checkpoint: Callable[[], Awaitable[None]] | None = None,
     ) -> Context:
         """Wire the parts for ``settings``; registries default to ``@task`` and ``@evaluator``."""
         tasks = tasks if tasks is not None else default_tasks
@@ -123,6 +131,7 @@ class Context:
                 tables.finished,
             ),
             done_pairs=DonePairs(tables.done, tables.ended),
+            checkpoint=checkpoint or _nothing,
         )
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ acknowledged (Faust acknowledges an event when the agent asks for the next one).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import faust
 from faust.types import EventT, StreamT, TopicT
@@ -35,7 +36,7 @@ def envelope_of(event: EventT) -> Envelope:
     )
 
 
-def driver(step: Step, publisher: Publisher) -> Callable[[StreamT], object]:
+def driver(step: Step, publisher: Publisher) -> Callable[[StreamT], Any]:
     """An agent body that runs ``step`` on every event of its stream."""
 
     async def drive(stream: StreamT) -> None:
@@ -73,7 +74,9 @@ def register_agents(
                    ("evaluators", topics.evaluations, steps.evaluate,
                     RECORDING_OVERLAP * evaluator_concurrency)]
     for name, topic, step, concurrency in chosen:
-        app.agent(topic, name=name, concurrency=concurrency)(driver(step, publisher))
+        drive = driver(step, publisher)
+        drive.__name__ = drive.__qualname__ = name  # what Faust's log lines call the agent
+        app.agent(topic, name=name, concurrency=concurrency)(drive)
 
 
 def register_watchdog(

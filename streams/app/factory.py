@@ -9,8 +9,10 @@ Run the app the way ``faust worker`` would:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 import faust
 from mode import Service
@@ -39,6 +41,37 @@ class Role(StrEnum):
     EVALUATORS = "evaluators"
 
 
+class ResumeApp(faust.App):
+    """A Faust app whose stop and rebalance wait for running work at most ``drain_seconds``.
+
+    On SIGTERM and when partitions are revoked, Faust stops handing out events and waits for
+    the agents to finish the ones they hold, then commits: tasks in their slots finish and
+    their outcomes are recorded, so nothing runs twice. Faust waits for ever, though, and a
+    hung task would hold a rolling deploy (and the group) hostage: past the drain time the
+    worker commits what finished and goes, and the new owner runs what had not.
+    """
+
+    drain_seconds: float = 25.0
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        try:
+            await asyncio.wait_for(
+                super()._consumer_wait_empty(consumer, logger), self.drain_seconds
+            )
+        except TimeoutError:
+            logger.warning(
+                "drain time of %g s is over: work still running is handed over",
+                self.drain_seconds,
+            )
+            await consumer.commit()
+
+
+if not hasattr(faust.App, "_consumer_wait_empty"):  # fail at import, not at the first deploy
+    raise RuntimeError(
+        "faust.App has no _consumer_wait_empty; RESUME_DRAIN_SECONDS cannot be applied"
+    )
+
+
 class _Resources(Service):
     """Closes the HTTP clients and flushes spans when the app stops."""
 
@@ -54,7 +87,7 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
     """The Faust app of ``settings``: its consumer group, broker, commit and web settings."""
     datadir = settings.data_dir / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = ResumeApp(
         settings.app_id,
         broker=settings.kafka_broker_url,
         broker_credentials=faust_credentials(settings),
@@ -74,13 +107,20 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
         # Commit often: after a crash, only work finished since the last commit runs again.
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_seconds,
+        consumer_group_instance_id=settings.kafka_group_instance_id,
     )
+    app.drain_seconds = settings.drain_seconds
     # Before anything uses it: the app builds its consumer and producer from the transport
     # once, lazily, and keeps them.
     app.transport = Transport(
         app.conf.broker_consumer, app, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms
     )
     return app
+
+
+async def _flush(app: faust.App) -> None:
+    await app.producer.flush()
 
 
 def create_app(
@@ -100,7 +140,9 @@ def create_app(
     app = faust_app(settings, web=web)
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
-    context = Context.build(settings, tables, tasks=tasks, evaluators=evaluators)
+    context = Context.build(
+        settings, tables, tasks=tasks, evaluators=evaluators, checkpoint=lambda: _flush(app)
+    )
     pipeline = Pipeline(settings, app, topics, context, steps(context))
     publisher = Publisher(FaustSender(app, topics, tables), context.metrics)
     runs_tasks = role in (Role.ALL, Role.TASKS)

@@ -12,6 +12,11 @@ The same pair can also arrive twice while it is still running: a stalled request
 verification re-publishes every pair the server lacks, including pairs a restarted worker is
 running again from the redelivered backlog. A pair therefore runs in one agent at a time; a
 second copy waits for the first and reports its outcome.
+
+Between a task's end and its run's record in Phoenix, the pair holds a write-ahead record of
+the run (output, error, times, trace id), made durable before the POST: a crash then costs
+the tasks that were running, never one that had finished, since the new owner posts the
+remembered run instead of running the task again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 from streams.events import Outcome, WorkItem
 
@@ -30,7 +36,7 @@ def done_key(partition: int, item: WorkItem) -> str:
 class DonePairs:
     """Outcomes of finished pairs by work partition, forgotten when their request ends."""
 
-    def __init__(self, table: MutableMapping[str, str], ended: Mapping[str, str]) -> None:
+    def __init__(self, table: MutableMapping[str, Any], ended: Mapping[str, str]) -> None:
         self.table = table
         self.ended = ended
         self._index: dict[tuple[int, str], set[str]] | None = None
@@ -47,7 +53,19 @@ class DonePairs:
 
     def outcome(self, partition: int, item: WorkItem) -> Outcome | None:
         value = self.table.get(done_key(partition, item))
-        return Outcome(value) if value is not None else None
+        return Outcome(value) if isinstance(value, str) else None
+
+    def executed(self, partition: int, item: WorkItem) -> dict[str, Any] | None:
+        """The run of a pair whose task finished but whose run was not recorded (a crash came
+        in between): recording it needs no second execution of the task."""
+        value = self.table.get(done_key(partition, item))
+        return value.get("executed") if isinstance(value, dict) else None
+
+    def record_executed(self, partition: int, item: WorkItem, run: dict[str, Any]) -> None:
+        """Remember a finished task's run before it is posted (a write-ahead record)."""
+        key = done_key(partition, item)
+        self.table[key] = {"executed": run}
+        self._keys()[(partition, item.request_id)].add(key)
 
     async def settled(self, partition: int, item: WorkItem) -> Outcome | None:
         """The pair's recorded outcome, after waiting for a copy of it running in this worker.

@@ -6,7 +6,10 @@ with a fake Phoenix transport and no broker.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from openinference.semconv.trace import OpenInferenceSpanKindValues
 from opentelemetry.context import Context
@@ -33,6 +36,35 @@ class Execution:
     context: Context | None = None  # the run's trace context, for the completed-run event
 
 
+@dataclass(frozen=True)
+class ExecutedRun:
+    """A finished task's run, as remembered before it is posted (JSON-ready both ways)."""
+
+    start: datetime
+    end: datetime
+    output: Any = None
+    error: str | None = None
+    trace_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "output": self.output, "error": self.error, "trace_id": self.trace_id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExecutedRun:
+        return cls(datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]),
+                   data.get("output"), data.get("error"), data.get("trace_id"))
+
+    @classmethod
+    def of(cls, attempt: Attempt, trace_id: str | None) -> ExecutedRun:
+        output = None if attempt.error is not None else attempt.value
+        return cls(attempt.start, attempt.end, output, attempt.error, trace_id)
+
+
+#: called with a finished task's run before it is posted (see streams.execution.dedup)
+OnExecuted = Callable[[ExecutedRun], Awaitable[None]]
+
+
 class TaskRunner:
     """Executes tasks for work items and records each result in Phoenix exactly once."""
 
@@ -57,7 +89,9 @@ class TaskRunner:
     def close(self) -> None:
         self._invoke.close()
 
-    async def run(self, item: WorkItem, parent: Context | None = None) -> Execution:
+    async def run(
+        self, item: WorkItem, parent: Context | None = None, on_executed: OnExecuted | None = None
+    ) -> Execution:
         tracer = self.teams.tracing(item.team).tracer(item.project_name)
 
         def span() -> Span | None:
@@ -83,24 +117,26 @@ class TaskRunner:
             return Execution(outcome=Outcome.SKIPPED)
         trace_id = finish_span(attempt.span, attempt.end, output=attempt.value, error=attempt.error)
         context = set_span_in_context(attempt.span) if attempt.span is not None else parent
-        return await self._record(item, attempt, trace_id, context)
+        executed = ExecutedRun.of(attempt, trace_id)
+        if on_executed is not None:
+            await on_executed(executed)
+        return await self.record(item, executed, context)
 
-    async def _record(
-        self, item: WorkItem, attempt: Attempt, trace_id: str | None, context: Context | None
+    async def record(
+        self, item: WorkItem, run: ExecutedRun, context: Context | None = None
     ) -> Execution:
         """POST the run; a run Phoenix already has is not ours to report as completed."""
-        error = attempt.error
-        output = None if error is not None else attempt.value
+        error, output = run.error, run.output
         posted = await self.teams.phoenix(item.team).post_run(
             item.experiment_id,
             RunRecord(
                 dataset_example_id=item.example.id,
                 repetition_number=item.repetition,
                 output=output,
-                start_time=attempt.start,
-                end_time=attempt.end,
+                start_time=run.start,
+                end_time=run.end,
                 error=error,
-                trace_id=trace_id,
+                trace_id=run.trace_id,
             ),
         )
         ours = posted.after_retry and error is None and posted.run_id is not None
@@ -113,9 +149,9 @@ class TaskRunner:
             run_id=posted.run_id,
             output=output,
             error=error,
-            start_time=attempt.start,
-            end_time=attempt.end,
-            trace_id=trace_id,
+            start_time=run.start,
+            end_time=run.end,
+            trace_id=run.trace_id,
         )
         return Execution(
             outcome=Outcome.SUCCEEDED if error is None else Outcome.FAILED,

@@ -7,11 +7,13 @@ a crash, or re-published by verification, is reported again instead of run again
 
 from __future__ import annotations
 
+import json
 import logging
 
 from streams.context import Context
 from streams.effects import Completed, DeadLetter, Effects, Envelope
 from streams.events import Outcome, RunOutcome, WorkItem
+from streams.execution.tasks import Execution, ExecutedRun
 from streams.phoenix import PhoenixError
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,9 @@ class RunTask:
         try:
             if cap is not None:
                 async with cap:  # the team's concurrency cap in this worker
-                    execution = await context.runner.run(item, envelope.parent)
+                    execution = await self._run(item, envelope)
             else:
-                execution = await context.runner.run(item, envelope.parent)
+                execution = await self._run(item, envelope)
         except PhoenixError as exc:
             # Retries ran out: the item waits on the dead-letter topic for a replay.
             error: str | None = f"run could not be recorded in Phoenix: {exc}"
@@ -86,3 +88,21 @@ class RunTask:
                        "team": item.team},
             )
         return outcome, error
+
+    async def _run(self, item: WorkItem, envelope: Envelope) -> Execution:
+        """Run the task, or post the run it left before a crash; remember the finished run
+        durably before it is posted (see :mod:`streams.execution.dedup`)."""
+        context, partition = self.context, envelope.partition
+        left = context.done_pairs.executed(partition, item)
+        if left is not None:
+            return await context.runner.record(item, ExecutedRun.from_json(left), envelope.parent)
+
+        async def remember(run: ExecutedRun) -> None:
+            record = run.to_json()
+            # An output too large for a changelog message is not remembered: a crash before
+            # its POST then runs it again, as without the record.
+            if len(json.dumps(record, default=str)) <= context.settings.max_message_bytes // 2:
+                context.done_pairs.record_executed(partition, item, record)
+                await context.checkpoint()
+
+        return await context.runner.run(item, envelope.parent, on_executed=remember)

@@ -60,3 +60,12 @@ async def sleepy(input: dict) -> dict:
     if input["n"] == 1:
         raise RuntimeError("one is not allowed")
     return {"n": input["n"]}
+
+
+@task("paced-echo")
+async def paced_echo(input: dict) -> dict:
+    """Answer after $TASK_SECONDS (0.2 s), noting every execution in $EXECUTION_LOG: a model
+    call's pace, for hand-off tests."""
+    _log_execution(input)
+    await asyncio.sleep(float(os.environ.get("TASK_SECONDS", "0.2")))
+    return {"echo": input["question"]}

@@ -71,9 +71,16 @@ class WorkerProcess:
         self.process.wait(timeout=30)
         self._log.close()
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting for the worker to finish stopping."""
+        os.killpg(self.process.pid, signal.SIGTERM)
+
     def stop(self) -> int:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass  # it ended meanwhile
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:

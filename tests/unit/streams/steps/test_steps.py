@@ -218,3 +218,31 @@ async def test_the_steps_together_resume_an_experiment_running_each_pair_once() 
     assert (summary["succeeded"], summary["failed"]) == (7, 2)
     assert calls == {1: 1, 2: 2, 3: 2, 4: 2, 5: 2}
     assert summary["evaluations"]["has-n"]["succeeded"] == 8  # 7 new runs and the old one
+
+
+async def test_a_finished_task_is_remembered_durably_before_its_run_is_posted(phoenix) -> None:
+    calls: Counter = Counter()
+    context, steps, _ = build(phoenix, calls)
+    seen: list[tuple[object, int]] = []
+
+    async def checkpoint() -> None:
+        seen.append((context.done_pairs.executed(0, work_item()), len(phoenix.posted)))
+
+    context.checkpoint = checkpoint
+    await process(steps.run_task, envelope(work_item()))
+    [(remembered, posted_before)] = seen
+    assert remembered is not None and remembered["output"] == {"n": 1} and posted_before == 0
+    assert context.done_pairs.outcome(0, work_item()) is Outcome.SUCCEEDED
+
+
+async def test_a_run_left_by_a_crash_is_posted_without_running_the_task_again(phoenix) -> None:
+    calls: Counter = Counter()
+    context, steps, _ = build(phoenix, calls)
+    now = utcnow()
+    left = {"start": now.isoformat(), "end": now.isoformat(), "output": {"n": "before"},
+            "error": None, "trace_id": None}
+    context.done_pairs.record_executed(0, work_item(), left)
+    effects = await process(steps.run_task, envelope(work_item()))
+    assert not calls
+    assert [o.outcome for o in effects.control] == [Outcome.SUCCEEDED]
+    assert [p["output"] for p in phoenix.posted] == [{"n": "before"}]

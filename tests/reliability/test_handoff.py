@@ -1,0 +1,97 @@
+"""Hand-off without re-runs or stalls: a worker stopped (SIGTERM) or killed (SIGKILL) mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+from producers.kafka import RequestPublisher, StatusFollower
+from streams.events import RequestState, ResumeRequest, StatusEvent
+from streams.kafka.admin import ensure_topics
+from tests.support.experiments import build_experiment, experiment_counts, list_runs
+from tests.support.workers import WorkerProcess
+
+CONCURRENCY = 5
+SETTINGS: dict = {}
+
+
+async def _follow_to_end(follower: StatusFollower, request_id: str) -> StatusEvent:
+    final = None
+    async for status in follower.follow(request_id):
+        final = status
+    assert final is not None
+    return final
+
+
+async def _wait_for_successes(phoenix, experiment_id: str, count: int, worker) -> None:
+    deadline = time.monotonic() + 120
+    while experiment_counts(phoenix, experiment_id)["successful_run_count"] < count:
+        assert time.monotonic() < deadline, worker.log_text()[-3000:]
+        await asyncio.sleep(0.05)
+
+
+def _check_runs(phoenix, built) -> None:
+    runs = list_runs(phoenix, built.experiment_id)
+    successes = Counter(
+        (r["dataset_example_id"], r["repetition_number"]) for r in runs if r["error"] is None
+    )
+    assert len(successes) == built.total and max(successes.values()) == 1
+
+
+async def _interrupted_run(make_settings, phoenix, tmp_path: Path, how: str):
+    built = build_experiment(phoenix, examples=100, repetitions=2, succeeded=40)
+    settings = make_settings(task_concurrency=CONCURRENCY, **SETTINGS)
+    executions = tmp_path / "executions.log"
+    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.2"}
+    request = ResumeRequest(experiment_id=built.experiment_id, task="paced-echo")
+    await ensure_topics(settings)
+    first = WorkerProcess(settings, tmp_path / "worker-1.log", env=env)
+    second = None
+    try:
+        async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
+            await publisher.publish(request)
+            await _wait_for_successes(phoenix, built.experiment_id, 40 + built.incomplete // 3,
+                                      first)
+            event_at = time.monotonic()
+            if how == "SIGTERM":
+                first.terminate()  # the replacement starts at once, as in a rolling deploy
+            else:
+                first.kill()
+            second = WorkerProcess(settings, tmp_path / "worker-2.log", env=env)
+            final = await _follow_to_end(follower, request.request_id)
+            after = time.monotonic() - event_at
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                worker.stop()
+    assert final.state is RequestState.COMPLETE, final
+    _check_runs(phoenix, built)
+    beyond = len(executions.read_text().split()) - built.incomplete
+    return built, final, beyond, after
+
+
+async def test_a_worker_stopped_with_sigterm_hands_its_work_over_without_reruns(
+    make_settings, phoenix, tmp_path: Path, capsys
+) -> None:
+    built, final, beyond, after = await _interrupted_run(make_settings, phoenix, tmp_path,
+                                                          "SIGTERM")
+    with capsys.disabled():
+        print(f"\n[handoff SIGTERM] incomplete={built.incomplete} beyond={beyond} "
+              f"ended_after={after:.1f}s repaired={final.summary['repaired']} "
+              f"verify_passes={final.summary['verify_passes']}")
+    assert beyond == 0
+    assert final.summary["repaired"] == 0  # nothing was lost: no verification had to find it
+
+
+async def test_a_killed_worker_reruns_at_most_what_was_in_its_slots(
+    make_settings, phoenix, tmp_path: Path, capsys
+) -> None:
+    built, final, beyond, after = await _interrupted_run(make_settings, phoenix, tmp_path,
+                                                          "SIGKILL")
+    with capsys.disabled():
+        print(f"\n[handoff SIGKILL] incomplete={built.incomplete} beyond={beyond} "
+              f"ended_after={after:.1f}s repaired={final.summary['repaired']} "
+              f"verify_passes={final.summary['verify_passes']}")
+    assert 0 <= beyond <= CONCURRENCY

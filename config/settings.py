@@ -37,6 +37,8 @@ class TopicNames(BaseModel):
     completed_runs: str
     status: str
     dead_letters: str
+    #: one-shot runs' per-experiment leases (see producers.lease)
+    leases: str
 
 
 class TeamConfig(BaseModel):
@@ -355,6 +357,7 @@ class Settings(BaseSettings):
             completed_runs=f"{p}completed-runs",
             status=f"{p}status",
             dead_letters=f"{p}dead-letters",
+            leases=f"{p}leases",
         )
 
     @property

@@ -20,6 +20,7 @@ import faust
 from config import Settings
 from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchError
 from producers.kafka import RequestPublisher, StatusFollower
+from producers.lease import Holder, experiment_lease
 from streams.app import Pipeline, create_app
 from streams.app.startup import prepare_kafka
 from streams.evaluators import EvaluatorRegistry
@@ -93,6 +94,20 @@ async def run_request(
     Raises :class:`TaskFetchError`, :class:`TaskAbortedError` or :class:`RequestRejectedError`
     when the request ends as failed, aborted or rejected.
     """
+    # The lease is the deployment's (its prefix and app id), not the private namespace's.
+    async with experiment_lease(settings, request.experiment_id, Holder(request.request_id)):
+        final = await _run_on_kafka(settings, request, tasks, evaluators, on_status, private)
+    return raise_for_final(final)
+
+
+async def _run_on_kafka(
+    settings: Settings,
+    request: ResumeRequest,
+    tasks: TaskRegistry | None,
+    evaluators: EvaluatorRegistry | None,
+    on_status: Callable[[StatusEvent], None] | None,
+    private: bool,
+) -> StatusEvent:
     if private:
         settings = isolated(settings)
     pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)
@@ -106,7 +121,7 @@ async def run_request(
                 await delete_topics(settings, (settings.topic_prefix, f"{settings.app_id}-"))
             except Exception as exc:  # the run's result stands; say what was left behind
                 log.warning("could not delete the run's topics (%s): %s", settings.topic_prefix, exc)
-    return raise_for_final(final)
+    return final
 
 
 def raise_for_final(final: StatusEvent) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,7 +13,7 @@ from producers.kafka import RequestPublisher, StatusFollower
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.kafka.admin import ensure_topics
 from tests.support.experiments import build_experiment, experiment_counts, list_runs
-from tests.support.workers import WorkerProcess
+from tests.support.workers import REPO, WorkerProcess, settings_env
 
 CONCURRENCY = 5
 SETTINGS: dict = {}
@@ -95,3 +97,102 @@ async def test_a_killed_worker_reruns_at_most_what_was_in_its_slots(
               f"ended_after={after:.1f}s repaired={final.summary['repaired']} "
               f"verify_passes={final.summary['verify_passes']}")
     assert 0 <= beyond <= CONCURRENCY
+
+
+async def test_one_of_two_workers_killed_the_other_finishes_without_reruns_beyond_its_slots(
+    make_settings, phoenix, tmp_path: Path, capsys
+) -> None:
+    built = build_experiment(phoenix, examples=100, repetitions=2, succeeded=40)
+    settings = make_settings(task_concurrency=CONCURRENCY, **SETTINGS)
+    executions = tmp_path / "executions.log"
+    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.2"}
+    request = ResumeRequest(experiment_id=built.experiment_id, task="paced-echo")
+    await ensure_topics(settings)
+    workers = [WorkerProcess(settings, tmp_path / f"worker-{i}.log", env=env) for i in (1, 2)]
+    try:
+        async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
+            await publisher.publish(request)
+            await _wait_for_successes(phoenix, built.experiment_id, 40 + built.incomplete // 3,
+                                      workers[0])
+            event_at = time.monotonic()
+            workers[0].kill()
+            final = await _follow_to_end(follower, request.request_id)
+            after = time.monotonic() - event_at
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert final.state is RequestState.COMPLETE, final
+    _check_runs(phoenix, built)
+    beyond = len(executions.read_text().split()) - built.incomplete
+    with capsys.disabled():
+        print(f"\n[handoff SIGKILL 1 of 2] incomplete={built.incomplete} beyond={beyond} "
+              f"ended_after={after:.1f}s repaired={final.summary['repaired']}")
+    assert 0 <= beyond <= CONCURRENCY
+
+
+def _one_shot(settings, tmp_path: Path, name: str, experiment_id: str, env: dict) -> subprocess.Popen:
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - the process owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "producers.cli", "run", experiment_id,
+         "--task", "tests.support.tasks:paced_echo", "--concurrency", str(CONCURRENCY)],
+        cwd=REPO, env={**settings_env(settings), **env, "RESUME_RUNNER": "kafka"},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+async def _wait_exit(process: subprocess.Popen, timeout: float = 240) -> int:
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        assert time.monotonic() < deadline, "the one-shot run did not end"
+        await asyncio.sleep(0.2)
+    return process.returncode
+
+
+async def test_two_one_shot_runs_of_one_experiment_run_each_pair_once(
+    make_settings, phoenix, tmp_path: Path, capsys
+) -> None:
+    built = build_experiment(phoenix, examples=50, repetitions=2, succeeded=20)
+    settings = make_settings(**SETTINGS)
+    executions = tmp_path / "executions.log"
+    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.05"}
+    runs = [_one_shot(settings, tmp_path, f"run-{i}", built.experiment_id, env) for i in (1, 2)]
+    codes = [await _wait_exit(run) for run in runs]
+    logs = [(tmp_path / f"run-{i}.log").read_text(errors="replace") for i in (1, 2)]
+    assert codes == [0, 0], logs
+    _check_runs(phoenix, built)
+    total = len(executions.read_text().split())
+    waited = [log for log in logs if "waiting for request" in log]
+    with capsys.disabled():
+        print(f"\n[two one-shot runs] incomplete={built.incomplete} executions={total} "
+              f"waited={len(waited)}")
+    assert total == built.incomplete
+    assert len(waited) == 1  # the later run said for whom it waited
+
+
+async def test_a_one_shot_run_waits_for_the_deployments_request_on_its_experiment(
+    make_settings, phoenix, tmp_path: Path, capsys
+) -> None:
+    built = build_experiment(phoenix, examples=60, repetitions=2, succeeded=20)
+    settings = make_settings(task_concurrency=CONCURRENCY, **SETTINGS)
+    executions = tmp_path / "executions.log"
+    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.1"}
+    request = ResumeRequest(experiment_id=built.experiment_id, task="paced-echo")
+    await ensure_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log", env=env)
+    try:
+        async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
+            await publisher.publish(request)
+            await _wait_for_successes(phoenix, built.experiment_id, 30, worker)
+            one_shot = _one_shot(settings, tmp_path, "run", built.experiment_id, env)
+            final = await _follow_to_end(follower, request.request_id)
+            code = await _wait_exit(one_shot)
+    finally:
+        worker.stop()
+    log = (tmp_path / "run.log").read_text(errors="replace")
+    assert final.state is RequestState.COMPLETE and code == 0, log
+    _check_runs(phoenix, built)
+    total = len(executions.read_text().split())
+    with capsys.disabled():
+        print(f"\n[one-shot during deployment] incomplete={built.incomplete} executions={total}")
+    assert f"waiting for the deployment's request {request.request_id}" in log
+    assert total == built.incomplete

@@ -1,0 +1,201 @@
+"""One owner per experiment across the cluster, for one-shot runs: a lease held through Kafka.
+
+A one-shot run (``run``, ``evaluate``, the Python API) has a private worker of its own, so two
+of them on one experiment, or one beside the deployment, would each run every pair. Before it
+starts, a run therefore
+
+1. waits while the deployment has an active request for the experiment (its latest status
+   event on the deployment's status topic is not final), and
+2. takes the experiment's lease: the single partition of ``<prefix>leases``, assigned by the
+   experiment's own consumer group (``<app id>.lease.<experiment id>``, sticky assignment).
+   The member that holds it keeps it while it lives; a second run waits, and gets it when the
+   first leaves the group (at its end) or its session times out (a crash): never later than
+   ``RESUME_KAFKA_SESSION_TIMEOUT_SECONDS`` after the holder died.
+
+The holder announces itself (request id, host, pid) on the lease topic, keyed by experiment,
+so a waiter can say for whom it waits. Once it holds the lease, the run lists what is still
+incomplete: what the first run did is not done again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from aiokafka.partitioner import DefaultPartitioner
+
+from config import Settings
+from producers.kafka import StatusFollower
+from streams.codec import PydanticCodec, Undecodable
+from streams.events import StatusEvent, utcnow
+from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.kafka.connection import connection_options
+
+log = logging.getLogger(__name__)
+
+#: how far back a status partition is read for the deployment's latest word on an experiment
+STATUS_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who runs an experiment: enough for a person to find the process."""
+
+    request_id: str
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    since: str = field(default_factory=lambda: utcnow().isoformat())
+
+    def describe(self) -> str:
+        return f"request {self.request_id} on {self.host} (pid {self.pid}, since {self.since})"
+
+
+#: told what a run waits for: a holder of the lease (None: not known yet), or a status event
+#: of the deployment's active request
+OnWait = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    log.warning("%s", message)
+
+
+async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent | None:
+    """The deployment's latest status event for ``experiment_id`` (from the partition's tail)."""
+    codec = PydanticCodec(StatusEvent)
+    consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topic = settings.topics.status
+        await consumer._client.force_metadata_update()
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            return None
+        key = experiment_id.encode()
+        tp = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, max(0, end - STATUS_TAIL))
+        latest: StatusEvent | None = None
+        position = max(0, end - STATUS_TAIL)
+        while position < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            records = batch.get(tp, [])
+            if not records:
+                break
+            for record in records:
+                position = record.offset + 1
+                if record.key == key and record.value is not None:
+                    status = codec.loads(record.value)
+                    if not isinstance(status, Undecodable):
+                        latest = status
+        return latest
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_deployment(settings: Settings, experiment_id: str, on_wait: OnWait) -> None:
+    """Return once the deployment has no active request for ``experiment_id``."""
+    await ensure_topics(settings)  # its status topic, as before a request is published
+    async with StatusFollower(settings) as follower:  # from now on, so no end is missed
+        latest = await _latest_status(settings, experiment_id)
+        if latest is None or latest.state.is_final:
+            return
+        on_wait(
+            f"waiting for the deployment's request {latest.request_id} on experiment "
+            f"{experiment_id} ({latest.state.value}) to end"
+        )
+        async for _ in follower.follow(latest.request_id):
+            pass
+
+
+def lease_group(settings: Settings, experiment_id: str) -> str:
+    return f"{settings.app_id}.lease.{experiment_id}"
+
+
+async def _keep_polling(consumer: AIOKafkaConsumer) -> None:
+    # A member that stops polling is dropped after max.poll.interval: a long run keeps its
+    # lease by polling the (quiet) lease topic.
+    while True:
+        await consumer.getmany(timeout_ms=1000)
+
+
+async def _announce(settings: Settings, experiment_id: str, holder: Holder) -> None:
+    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topics.leases, key=experiment_id.encode(),
+            value=json.dumps(asdict(holder)).encode(),
+        )
+    finally:
+        await producer.stop()
+
+
+async def _announced_holder(settings: Settings, experiment_id: str) -> Holder | None:
+    """The latest holder announced for ``experiment_id`` on the (one-partition) lease topic."""
+    consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(settings.topics.leases, 0)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, max(0, end - STATUS_TAIL))
+        holder = None
+        for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
+            for record in records:
+                if record.key == experiment_id.encode() and record.value:
+                    with contextlib.suppress(ValueError, TypeError):
+                        holder = Holder(**json.loads(record.value))
+        return holder
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def experiment_lease(
+    settings: Settings, experiment_id: str, holder: Holder, on_wait: OnWait = _say
+) -> AsyncIterator[None]:
+    """Hold ``experiment_id``'s lease for the duration of the block (waiting for it first)."""
+    await wait_for_deployment(settings, experiment_id, on_wait)
+    topic = settings.topics.leases
+    await ensure_topics(settings, {topic: TopicSpec(1, {"cleanup.policy": "compact"})})
+    consumer = AIOKafkaConsumer(
+        topic,
+        **connection_options(settings),
+        group_id=lease_group(settings, experiment_id),
+        client_id=f"phoenix-resume-lease-{holder.request_id}",
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        partition_assignment_strategy=(StickyPartitionAssignor,),
+        session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_seconds * 1000),
+    )
+    await consumer.start()
+    poller = asyncio.create_task(_keep_polling(consumer))
+    try:
+        told_at: datetime | None = None
+        while not consumer.assignment():
+            if told_at is None or (utcnow() - told_at).total_seconds() >= 15:
+                told_at = utcnow()
+                current = await _announced_holder(settings, experiment_id)
+                whom = current.describe() if current is not None else "another run"
+                on_wait(f"waiting for {whom}, which is running experiment {experiment_id}")
+            if poller.done():
+                poller.result()  # the consumer failed: say why
+            await asyncio.sleep(0.1)
+        await _announce(settings, experiment_id, holder)
+        yield
+    finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await poller
+        await consumer.stop()

@@ -372,6 +372,8 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Room for oversized messages, so tests can check what an agent does with one.
+message.max.bytes=16777216
 $sasl_props
 EOF
   local -a jvm

@@ -8,6 +8,8 @@ successful (or failed) run per pair, and that every bad message is a dead letter
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 import time
 from collections import Counter
@@ -29,6 +31,7 @@ from tests.support.hostile import ERRORS
 from tests.support.ports import free_port
 from tests.support.proxy import FaultyProxy
 from tests.support.workers import WorkerProcess
+from tests.reliability.test_poison import valid_values
 
 
 def slow_tasks() -> TaskRegistry:
@@ -271,3 +274,99 @@ async def test_dead_lettered_work_ends_incomplete_and_a_replay_runs_it_on_its_ow
     assert len({x.source_partition for x in letters}) > 1
     ok = successes(phoenix, built.experiment_id)
     assert len(ok) == 16 and max(ok.values()) == 1
+
+
+def hostile_messages(rng: random.Random, valid: dict) -> list[tuple[str, bytes | None, bytes | None, list]]:
+    """(kind, key, value, headers) of a bounded batch of random and hostile messages."""
+    garbage_headers = [("traceparent", b"\xff\xfe-00-zz"), ("tracestate", bytes(range(256))),
+                       ("\u00e9t\u00e9", b"")]
+    deep = b"[" * 20_000 + b"]" * 20_000
+    nested = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+    return [
+        ("tombstone", b"k", None, []),
+        ("tombstone-no-key", None, None, []),
+        ("5mb", b"k", json.dumps({**valid, "padding": "x" * 5_000_000}).encode(), []),
+        ("random", b"k", rng.randbytes(rng.randrange(1, 4096)), []),
+        ("random-key", rng.randbytes(16) + b"\xff", rng.randbytes(64), []),
+        ("deep-array", b"k", deep, []),
+        ("deep-object", b"k", nested, []),
+        ("wrong-types", b"k", json.dumps({k: [1, {"x": None}] for k in valid}).encode(), []),
+        ("a-number", b"k", b"42", []),
+        ("a-list", b"k", json.dumps([valid]).encode(), []),
+        ("unknown-version", b"k", json.dumps({**valid, "schema_version": 99}).encode(), []),
+        ("wrong-headers", b"k", b"{not json", garbage_headers),
+        ("empty", b"k", b"", []),
+    ]
+
+
+async def test_poison_fuzz_on_every_topic_while_a_request_runs(
+    make_settings, phoenix, tmp_path
+) -> None:
+    """A bounded batch of random and hostile messages on every topic while a request runs on
+    two workers: both stay up, the request completes with one success per pair, and every bad
+    message on an agent's topic is a dead letter that names where it came from."""
+    rng = random.Random(16)
+    built = build_experiment(phoenix, examples=40, repetitions=2)
+    settings = make_settings(task_concurrency=3, page_size=10)
+    await ensure_topics(settings)
+    names = settings.topics.model_dump()
+    consumed = ("requests", "control", "work", "evaluations", "completed_runs")
+    workers = [
+        WorkerProcess(settings, tmp_path / "w1.log"),
+        WorkerProcess(settings.model_copy(update={"web_port": free_port(),
+                                                  "data_dir": tmp_path / "faust-2"}),
+                      tmp_path / "w2.log"),
+    ]
+    sent: dict[tuple[str, int, int], str] = {}
+    try:
+        await asyncio.sleep(8)  # both in the group
+        follow = asyncio.create_task(_finals(
+            settings, [ResumeRequest(experiment_id=built.experiment_id, task="upper")], 180))
+
+        async def some_ran() -> bool:
+            return experiment_counts(phoenix, built.experiment_id)["successful_run_count"] >= 10
+
+        await until(some_ran, 60, "no run recorded")
+        producer = AIOKafkaProducer(**connection_options(settings), max_request_size=8_000_000)
+        await producer.start()
+        try:
+            for role, valid in [*valid_values().items(), ("status", {"state": "complete"})]:
+                for kind, key, value, headers in hostile_messages(rng, valid):
+                    meta = await producer.send_and_wait(names[role], key=key, value=value,
+                                                        headers=headers)
+                    sent[(meta.topic, meta.partition, meta.offset)] = f"{role}/{kind}"
+        finally:
+            await producer.stop()
+        [final] = await follow
+        expected = {where: kind for where, kind in sent.items()
+                    if where[0] in {names[r] for r in consumed}}
+
+        async def all_dead_lettered() -> bool:
+            letters = await list_dead_letters(settings)
+            return len(letters) >= len(expected)
+
+        await until(all_dead_lettered, 60, "some poison was not dead-lettered")
+        letters = await list_dead_letters(settings)
+        alive = [w.process.poll() is None for w in workers]
+    finally:
+        logs = [w.log_text() for w in workers]
+        for worker in workers:
+            worker.stop()
+    assert alive == [True, True], [log[-2000:] for log in logs]
+    assert final.state is RequestState.COMPLETE, final.message
+    ok = successes(phoenix, built.experiment_id)
+    assert len(ok) == built.total == 80 and max(ok.values()) == 1
+    found = {(x.source_topic, x.source_partition, x.source_offset): x for x in letters}
+    missing = sorted(kind for where, kind in expected.items() if where not in found)
+    assert missing == [], missing
+    assert len(letters) == len(expected) == 5 * 13
+    for where, kind in expected.items():
+        letter = found[where]
+        assert letter.reason in ("tombstone", "invalid", "oversized"), (kind, letter.reason)
+        if "tombstone" in kind:
+            assert letter.reason == "tombstone"
+        if kind.endswith("5mb"):
+            assert letter.reason == "oversized" and letter.truncated
+            assert letter.size > 5_000_000 and len(letter.sha256) == 64
+    for log in logs:
+        assert "Crashed" not in log and "MaxRestartsExceeded" not in log, log[-3000:]

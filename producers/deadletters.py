@@ -4,7 +4,9 @@ Every message an agent could not use (not JSON, wrong schema, unknown schema ver
 large) or could not finish (Phoenix unreachable after every retry) is kept there with its
 original bytes and the headers ``dlq.reason``, ``dlq.error``, ``dlq.topic``,
 ``dlq.partition`` and ``dlq.offset``. Replaying publishes the original bytes, with the
-original key, to the topic they came from.
+original key, to the topic they came from. A letter too large to publish whole is kept
+truncated, with ``dlq.truncated``, ``dlq.size`` and ``dlq.sha256`` (of the whole); it cannot
+be replayed, and a replay skips it.
 
     $ phoenix-resume dead-letters                          # list
     $ phoenix-resume dead-letters --reason phoenix --replay
@@ -32,6 +34,10 @@ class DeadLetter:
     source_topic: str
     source_partition: int
     source_offset: int
+    #: the letter holds only the first bytes of a larger original (its size and digest)
+    truncated: bool = False
+    size: int = 0
+    sha256: str = ""
 
     @property
     def position(self) -> str:
@@ -39,7 +45,13 @@ class DeadLetter:
 
 
 def _header(headers: dict[str, bytes], name: str) -> str:
-    return headers.get(name, b"").decode("utf-8", "replace")
+    return (headers.get(name) or b"").decode("utf-8", "replace")
+
+
+def _number(headers: dict[str, bytes], name: str, default: int) -> int:
+    # Anyone can write to the topic: a header that is not a number must not stop the listing.
+    text = _header(headers, name)
+    return int(text) if text.lstrip("-").isdigit() else default
 
 
 async def list_dead_letters(settings: Settings) -> list[DeadLetter]:
@@ -55,20 +67,25 @@ async def list_dead_letters(settings: Settings) -> list[DeadLetter]:
                 reason=_header(headers, "dlq.reason"),
                 error=_header(headers, "dlq.error"),
                 source_topic=_header(headers, "dlq.topic"),
-                source_partition=int(_header(headers, "dlq.partition") or -1),
-                source_offset=int(_header(headers, "dlq.offset") or -1),
+                source_partition=_number(headers, "dlq.partition", -1),
+                source_offset=_number(headers, "dlq.offset", -1),
+                truncated=_header(headers, "dlq.truncated") == "1",
+                size=_number(headers, "dlq.size", len(record.value or b"")),
+                sha256=_header(headers, "dlq.sha256"),
             )
         )
     return letters
 
 
 async def replay(settings: Settings, letters: list[DeadLetter]) -> int:
-    """Publish each letter's original bytes to its source topic; returns how many."""
+    """Publish each letter's original bytes to its source topic; returns how many (truncated
+    letters, which no longer hold their original, are skipped)."""
+    whole = [letter for letter in letters if not letter.truncated]
     producer = AIOKafkaProducer(**connection_options(settings), acks="all")
     await producer.start()
     try:
-        for letter in letters:
+        for letter in whole:
             await producer.send_and_wait(letter.source_topic, key=letter.key, value=letter.value)
     finally:
         await producer.stop()
-    return len(letters)
+    return len(whole)

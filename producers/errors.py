@@ -24,6 +24,11 @@ class TaskAbortedError(ResumeError):
     """``stop_on_first_error`` was set and a task failed; ``summary`` names the example."""
 
 
+class IncompleteError(ResumeError):
+    """Every pair was handled, but some work was dead-lettered and waits for a replay; the
+    message names how many and the command that replays them."""
+
+
 class RequestRejectedError(ResumeError):
     """The deployment refused the request (unknown task or team, invalid values)."""
 

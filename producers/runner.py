@@ -18,7 +18,12 @@ from typing import Any
 import faust
 
 from config import Settings
-from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchError
+from producers.errors import (
+    IncompleteError,
+    RequestRejectedError,
+    TaskAbortedError,
+    TaskFetchError,
+)
 from producers.kafka import RequestPublisher, StatusFollower
 from streams.app import Pipeline, create_app
 from streams.app.startup import prepare_kafka
@@ -116,6 +121,8 @@ def raise_for_final(final: StatusEvent) -> dict[str, Any]:
         raise TaskFetchError(f"Failed to fetch incomplete runs from server: {cause}", summary)
     if final.state is RequestState.ABORTED:
         raise TaskAbortedError(f"Task execution stopped: {cause}", summary)
-    if final.state is RequestState.REJECTED:
+    if final.state in (RequestState.REJECTED, RequestState.DUPLICATE):
         raise RequestRejectedError(f"request rejected: {cause}", summary)
+    if final.state is RequestState.INCOMPLETE:
+        raise IncompleteError(final.message, summary)
     return summary

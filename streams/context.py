@@ -86,6 +86,7 @@ class Context:
         evaluators = evaluators if evaluators is not None else default_evaluators
         teams = teams if teams is not None else TeamDirectory.from_settings(settings)
         aborts = Aborts(tables.aborted)
+        metrics = Metrics()
         return cls(
             settings=settings,
             tables=tables,
@@ -99,6 +100,8 @@ class Context:
                 timeout=settings.task_timeout_seconds,
                 threads=settings.task_concurrency,
                 aborts=aborts,
+                metrics=metrics,
+                max_message_bytes=settings.max_message_bytes,
             ),
             evaluation_runner=EvaluationRunner(
                 teams,
@@ -107,6 +110,7 @@ class Context:
                 timeout=settings.evaluator_timeout_seconds,
                 threads=settings.evaluator_concurrency,
                 aborts=aborts,
+                metrics=metrics,
             ),
             coordinator=Coordinator(
                 teams,
@@ -123,6 +127,7 @@ class Context:
                 tables.finished,
             ),
             done_pairs=DonePairs(tables.done, tables.ended),
+            metrics=metrics,
         )
 
     async def aclose(self) -> None:

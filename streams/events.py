@@ -229,15 +229,22 @@ class Outcome(StrEnum):
 
 
 class RequestState(StrEnum):
-    """Lifecycle of a request; the last four are final."""
+    """Lifecycle of a request; from ``complete`` on, final.
+
+    ``incomplete``: every pair was handled, but some work was dead-lettered (Phoenix
+    unreachable after every retry, or an item that could not be published) and waits for a
+    replay. ``duplicate``: the request reused the id of an earlier one and was not run.
+    """
 
     QUEUED = "queued"
     PAGING = "paging"
     RUNNING = "running"
     COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
     ABORTED = "aborted"
     FAILED = "failed"
     REJECTED = "rejected"
+    DUPLICATE = "duplicate"
 
     @property
     def is_final(self) -> bool:
@@ -245,7 +252,8 @@ class RequestState(StrEnum):
 
 
 FINAL_STATES = frozenset(
-    {RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED}
+    {RequestState.COMPLETE, RequestState.INCOMPLETE, RequestState.ABORTED, RequestState.FAILED,
+     RequestState.REJECTED, RequestState.DUPLICATE}
 )
 
 

@@ -45,6 +45,8 @@ class Metrics:
     evaluations: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
     in_flight: int = 0
     dead_letters: int = 0
+    #: threads of the task and evaluator pools still running a function past its timeout
+    stuck_threads: int = 0
     run_rate: Rate = field(default_factory=Rate)
     evaluation_rate: Rate = field(default_factory=Rate)
 
@@ -65,4 +67,5 @@ class Metrics:
             "in_flight": self.in_flight,
             "failures": self.runs[Outcome.FAILED.value] + self.evaluations[Outcome.FAILED.value],
             "dead_letters": self.dead_letters,
+            "stuck_threads": self.stuck_threads,
         }

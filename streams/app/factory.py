@@ -102,7 +102,12 @@ def create_app(
     tables = declare_tables(app, settings)
     context = Context.build(settings, tables, tasks=tasks, evaluators=evaluators)
     pipeline = Pipeline(settings, app, topics, context, steps(context))
-    publisher = Publisher(FaustSender(app, topics, tables), context.metrics)
+    publisher = Publisher(
+        FaustSender(app, topics, tables),
+        context.metrics,
+        max_message_bytes=settings.max_message_bytes,
+        topics={role: name for role, name in settings.topics.model_dump().items()},
+    )
     runs_tasks = role in (Role.ALL, Role.TASKS)
     register_agents(
         app,

@@ -41,7 +41,10 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str, model: object, partitions: int) -> TopicT:
         return app.topic(
             name,
-            key_type=str,
+            # Keys stay bytes: a key that is not UTF-8 would fail Faust's str decoding, which
+            # it throws into the agent's stream, outside any handler of ours.
+            key_type=bytes,
+            key_serializer="raw",
             value_type=None,
             value_serializer=codec_for(model, settings) if model is not None else "raw",
             partitions=partitions,

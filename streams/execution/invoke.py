@@ -1,8 +1,17 @@
 """Call user code (tasks, evaluators), sync or async, with a timeout and without blocking the loop.
 
-Sync functions run in a thread pool of their own, sized like the agent's concurrency, so a
-blocking task cannot stall the consumer's heartbeats. Whatever the function raises becomes
-the error text of a failed run or evaluation, never a crash of the agent.
+Sync functions run in a thread pool of their own, so a blocking task cannot stall the
+consumer's heartbeats. Whatever the function raises becomes the error text of a failed run
+or evaluation, never a crash of the agent: ``BaseException`` included, since a
+``SystemExit`` or ``KeyboardInterrupt`` that leaves an asyncio task stops the event loop
+(the worker then hangs half-stopped, still holding its partitions), and a
+``CancelledError`` the function raises itself is its failure, not our cancellation. Only a
+real cancellation of the agent (the worker stopping) goes through.
+
+A thread cannot be stopped: a sync function still running at its timeout keeps its thread.
+The pool has spare threads for those (``STUCK_SPARE`` per slot), so stuck functions do not
+take the slots' capacity with them, and counts them (``Metrics.stuck_threads``); a stuck
+thread that finally returns is an ordinary spare again.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +31,13 @@ from pydantic_core import to_jsonable_python
 
 from streams.events import Example, RequestFields, utcnow
 from streams.execution.aborts import Aborts
+from streams.metrics import Metrics
 from streams.registry import Registered, Registry, RegistryError
+
+#: threads kept beyond the slots, per slot, for functions still running after their timeout
+STUCK_SPARE = 4
+#: longest error text recorded (a task may raise with a message of any size)
+MAX_ERROR_CHARS = 4000
 
 
 class InvocationTimeout(TimeoutError):
@@ -33,8 +48,21 @@ def describe(exc: BaseException) -> str:
     """The error text recorded on a failed run: the exception's type and message."""
     if isinstance(exc, InvocationTimeout):
         return str(exc)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a user exception whose __str__ fails still failed
+        text = "<unprintable>"
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(described) > MAX_ERROR_CHARS:
+        described = described[:MAX_ERROR_CHARS] + f"... ({len(described)} characters)"
+    return described
+
+
+def cancelled_here() -> bool:
+    """Whether the running task is being cancelled (by the worker), rather than the function
+    having raised ``CancelledError`` itself."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def jsonable(value: Any) -> Any:
@@ -61,14 +89,26 @@ class Invoker:
     """
 
     def __init__(
-        self, timeout: float, threads: int, name: str, aborts: Aborts | None = None
+        self,
+        timeout: float,
+        threads: int,
+        name: str,
+        aborts: Aborts | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.timeout = timeout
         self.name = name
         self.aborts = aborts if aborts is not None else Aborts({})
+        self.metrics = metrics if metrics is not None else Metrics()
         self.calls = 0  # functions called (metrics and tests)
-        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        # Async functions take no thread, so the slots are what bounds them too.
+        self.stuck = 0  # this pool's threads still running a function past its timeout
+        self.max_stuck = STUCK_SPARE * threads
+        self._threads = ThreadPoolExecutor(
+            max_workers=threads + self.max_stuck, thread_name_prefix=name
+        )
+        # Async functions take no thread, so the slots are what bounds them too. A slot is
+        # given back at the timeout, the thread perhaps not: hence the spare threads.
         self._slots = asyncio.Semaphore(threads)
 
     def close(self) -> None:
@@ -117,7 +157,11 @@ class Invoker:
             value = convert(await self(registered.fn, kwargs, is_async=registered.is_async))
         except RegistryError as exc:
             return Attempt(start, utcnow(), registered, error=str(exc), span=span)
-        except Exception as exc:  # user code may raise anything: a failure, not a crash
+        except BaseException as exc:  # user code may raise anything: a failure, not a crash
+            if isinstance(exc, GeneratorExit) or (
+                isinstance(exc, asyncio.CancelledError) and cancelled_here()
+            ):
+                raise  # the worker is stopping this agent (or closing its coroutine)
             if span is not None:
                 span.record_exception(exc)
             return Attempt(start, utcnow(), registered, error=describe(exc), span=span)
@@ -126,12 +170,13 @@ class Invoker:
     async def __call__(
         self, fn: Callable[..., Any], kwargs: Mapping[str, Any], *, is_async: bool
     ) -> Any:
+        thread: Future[Any] | None = None
         if is_async:
             call = fn(**kwargs)
         else:
-            loop = asyncio.get_running_loop()
             ctx = contextvars.copy_context()
-            call = loop.run_in_executor(self._threads, ctx.run, functools.partial(fn, **kwargs))
+            thread = self._threads.submit(ctx.run, functools.partial(fn, **kwargs))
+            call = asyncio.wrap_future(thread)
         try:
             async with asyncio.timeout(self.timeout) as deadline:
                 result = await call
@@ -140,6 +185,27 @@ class Invoker:
                 return result
         except TimeoutError:
             if deadline.expired():
+                if thread is not None:
+                    self._abandon(thread)
                 message = f"{self.name} timed out after {self.timeout:g} s"
                 raise InvocationTimeout(message) from None
             raise  # the function's own TimeoutError, with its own message
+
+    def _abandon(self, thread: Future[Any]) -> None:
+        """The function timed out: a thread still running it is stuck until it returns."""
+        if thread.cancel() or thread.done():
+            return  # it never started (waiting for a thread), or it just finished
+        loop = asyncio.get_running_loop()
+        self._stuck_by(1)
+
+        def returned(_: Future[Any]) -> None:  # in the stuck thread, when it returns at last
+            try:
+                loop.call_soon_threadsafe(self._stuck_by, -1)
+            except RuntimeError:  # the loop is closed: nobody counts any more
+                pass
+
+        thread.add_done_callback(returned)
+
+    def _stuck_by(self, change: int) -> None:
+        self.stuck += change
+        self.metrics.stuck_threads += change

@@ -23,6 +23,7 @@ from streams.evaluators import AnnotatorKind, EvaluationResult, EvaluatorRegistr
 from streams.events import EvaluationItem, Outcome
 from streams.execution.aborts import Aborts
 from streams.execution.invoke import Attempt, Invoker, jsonable
+from streams.execution.retry import RetryPolicy
 from streams.phoenix import EvaluationRecord
 from streams.teams import TeamDirectory
 from streams.tracing import finish_span, start_span
@@ -75,11 +76,12 @@ class EvaluationRunner:
         timeout: float,
         threads: int = 5,
         aborts: Aborts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.teams = teams
         self.evaluators = evaluators
         self.successes = successes
-        self._invoke = Invoker(timeout, threads, "evaluator", aborts)
+        self._invoke = Invoker(timeout, threads, "evaluator", aborts, retry)
         self._locks = KeyedLocks()
 
     @property

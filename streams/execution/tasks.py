@@ -15,6 +15,7 @@ from opentelemetry.trace import Span, set_span_in_context
 from streams.events import CompletedRun, Outcome, WorkItem
 from streams.execution.aborts import Aborts
 from streams.execution.invoke import Attempt, Invoker, jsonable
+from streams.execution.retry import RetryPolicy
 from streams.phoenix import RunRecord
 from streams.registry import TaskRegistry
 from streams.teams import TeamDirectory
@@ -44,10 +45,11 @@ class TaskRunner:
         timeout: float,
         threads: int = 5,
         aborts: Aborts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.teams = teams
         self.tasks = tasks
-        self._invoke = Invoker(timeout, threads, "task", aborts)
+        self._invoke = Invoker(timeout, threads, "task", aborts, retry)
 
     @property
     def executions(self) -> int:

@@ -201,8 +201,25 @@ def blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
+
+    def run_in_thread() -> T:
+        with asyncio.Runner(loop_factory=ThreadLoop) as runner:
+            return runner.run(coroutine)
+
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="phoenix-resume") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+        return pool.submit(run_in_thread).result()
+
+
+class ThreadLoop(asyncio.SelectorEventLoop):
+    """An event loop for a worker thread. Signals reach only the main thread, where Python
+    refuses to install their handlers from another one; the in-process worker asks for them
+    (Ctrl-C, SIGTERM), so here asking is a no-op and the caller's own handlers stay in charge."""
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+        return None
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        return False
 
 
 async def aresume_experiment(

@@ -227,3 +227,18 @@ def test_dry_run_through_the_api_never_starts_a_run(monkeypatch, runner: Recorde
     out = capsys.readouterr().out
     assert "Incomplete runs that would be resumed: 4" in out
     assert "Evaluator exact: at most 4 evaluations would run" in out
+
+
+def test_the_private_loop_of_a_worker_thread_accepts_signal_handlers(monkeypatch) -> None:
+    """The in-process worker installs SIGINT/SIGTERM handlers, which Python refuses outside
+    the main thread: the thread's loop must take the request quietly."""
+    import signal
+
+    async def installs_handlers() -> str:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
+        return "started"
+
+    async def notebook_cell() -> str:
+        return api.blocking(installs_handlers())
+
+    assert asyncio.run(notebook_cell()) == "started"

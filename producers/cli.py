@@ -159,11 +159,24 @@ def _handler(settings: Settings) -> logging.Handler:
     return log_handler(settings.log_format, library_threshold(settings.log_level, explicit))
 
 
-def _progress(printer: Progress | None = None) -> Callable[[StatusEvent], None]:
-    """Bars and Phoenix's lines on a terminal; lifecycle lines where none is attached."""
-    if printer is not None and sys.stderr.isatty():
-        return printer
-    return ProgressPrinter()
+def _progress(progress: Progress) -> Callable[[StatusEvent], None]:
+    """Phoenix's lines on stdout, with bars on a terminal; where none is attached, lifecycle
+    lines on stderr instead of the bars."""
+    if progress.show_bars:
+        return progress
+    lines = ProgressPrinter()
+
+    def both(status: StatusEvent) -> None:
+        progress(status)
+        lines(status)
+
+    return both
+
+
+def _finish(progress: Progress, summary: dict) -> int:
+    progress.close()
+    progress.finish(summary, always_block=True)
+    return EXIT_OK
 
 
 def worker_banner(settings: Settings, role: str, tasks: list[str], evaluators: list[str]) -> str:
@@ -234,18 +247,21 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
                 await publisher.publish(request)
                 print(f"request_id={request.request_id}", file=sys.stderr, flush=True)
                 final = await wait_for_final(
-                    follower, request, _progress(Progress()), timeout=args.timeout,
+                    follower, request, _progress(progress), timeout=args.timeout,
                     notice=lambda text: print(f"phoenix-resume: {text}", file=sys.stderr,
                                               flush=True),
                 )
                 return raise_for_final(final)
 
-    summary = asyncio.run(publish())
+    progress = Progress(show_bars=sys.stderr.isatty())
+    try:
+        summary = asyncio.run(publish())
+    finally:
+        progress.close()
     if summary is None:
         print(f"request_id={request.request_id}")
-    else:
-        print(summary_block(summary))
-    return EXIT_OK
+        return EXIT_OK
+    return _finish(progress, summary)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -282,13 +298,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
         Progress.print_dry_run(ResumeResult.from_summary(summary, dry_run=True))
         return EXIT_OK
-    progress = Progress()
+    progress = Progress(show_bars=sys.stderr.isatty())
     try:
         summary = asyncio.run(run_request(settings, request, on_status=_progress(progress)))
     finally:
         progress.close()
-    print(summary_block(summary))
-    return EXIT_OK
+    return _finish(progress, summary)
 
 
 def _active_requests(settings: Settings) -> int:

@@ -81,7 +81,9 @@ def sort_letters(records: list[Any], include_handled: bool = False) -> list[Dead
     return [x for x in letters if include_handled or x.position not in handled]
 
 
-async def list_dead_letters(settings: Settings, include_handled: bool = False) -> list[DeadLetter]:
+async def list_dead_letters(settings: Settings, include_handled: bool = True) -> list[DeadLetter]:
+    """Every letter of the topic (the markers are not letters); ``include_handled=False``
+    leaves out those replayed or dropped, as ``phoenix-resume dead-letters`` lists them."""
     records = await read_topic(settings, settings.topics.dead_letters)
     return sort_letters(records, include_handled)
 

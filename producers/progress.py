@@ -90,9 +90,12 @@ class Progress:
     """Phoenix's client's output for one request, driven by its status events: call it with
     each event, then :meth:`finish` with the final summary (and :meth:`close` in any case)."""
 
-    def __init__(self, out: TextIO | None = None, bars: TextIO | None = None) -> None:
+    def __init__(
+        self, out: TextIO | None = None, bars: TextIO | None = None, *, show_bars: bool = True
+    ) -> None:
         self.out = out or sys.stdout
         self.bars = bars or sys.stderr
+        self.show_bars = show_bars
         self._opened = False
         self._runs: tqdm | None = None
         self._evaluations: tqdm | None = None
@@ -106,9 +109,15 @@ class Progress:
             self._open(s)
         if status.state.is_final:
             return
-        if status.message not in ("progress",) and not status.message.startswith("Resuming"):
-            self._print(f"[{status.state.value}] {status.message}")
+        # What else happens on the way (queued, stalled, verified) goes above the bars; where
+        # there are no bars, ProgressPrinter says it.
+        if self.show_bars and status.message != "progress" and not self._opening(status):
+            tqdm.write(f"[{status.state.value}] {status.message}", file=self.bars)
         self._advance(s)
+
+    @staticmethod
+    def _opening(status: StatusEvent) -> bool:
+        return status.message.startswith("Resuming")
 
     def _open(self, s: Mapping[str, Any]) -> None:
         self._opened = True
@@ -122,6 +131,8 @@ class Progress:
             self._print("🔍 Checking for incomplete evaluations...")
 
     def _advance(self, s: Mapping[str, Any]) -> None:
+        if not self.show_bars:
+            return
         total = s.get("incomplete_at_start") if s.get("task") is not None else None
         if total:
             if self._runs is None:
@@ -143,8 +154,9 @@ class Progress:
                 bar.close()
         self._runs = self._evaluations = None
 
-    def finish(self, s: Mapping[str, Any]) -> None:
-        """The closing lines and the summary block, as Phoenix's client prints them."""
+    def finish(self, s: Mapping[str, Any], *, always_block: bool = False) -> None:
+        """The closing lines and the summary block, as Phoenix's client prints them (it prints
+        no block for an experiment that was already complete, unless ``always_block``)."""
         if not s:
             return
         self._advance(s)
@@ -155,7 +167,8 @@ class Progress:
         if state == "complete" and task is not None and not s.get("incomplete_at_start"):
             if not s.get("evaluators"):  # Phoenix's client stops here, without a summary
                 self._print("✅ No incomplete runs found. Experiment is already complete.")
-                return
+                if not always_block:
+                    return
         if state == "complete":
             self._closing_lines(s)
         print(summary_block(s), file=self.out, flush=True)

@@ -36,6 +36,7 @@ from streams.registry import RegistryError, default_tasks, import_modules, resol
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT_SECONDS, DEFAULT_RETRIES = 60, 3
+ONE_SHOT_PROGRESS_EVERY = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +285,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             "task_timeout_seconds": args.timeout,
             "evaluator_timeout_seconds": args.timeout,
             "task_retries": args.retries,
+            # A private run's status events drive its progress bars: often enough to move.
+            "progress_every": settings.progress_every
+            if "progress_every" in settings.model_fields_set
+            else ONE_SHOT_PROGRESS_EVERY,
         }
     )
     request = ResumeRequest(

@@ -219,16 +219,33 @@ def phoenix_evaluator(obj: object) -> PhoenixEvaluator | None:
         return None
     kind_text = str(getattr(kind, "value", kind)).upper()
 
-    async def call(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
+    def arguments(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
         # Phoenix's evaluators read the example as the API's dict (their ExampleProxy wraps it).
         as_dict = {
             "id": example.id, "input": example.input, "output": example.output,
             "metadata": example.metadata,
         }
-        return await evaluate(
-            input=input, output=output, expected=expected, reference=reference,
-            metadata=metadata, example=as_dict, trace_id=trace_id,
-        )
+        return {
+            "input": input, "output": output, "expected": expected, "reference": reference,
+            "metadata": metadata, "example": as_dict, "trace_id": trace_id,
+        }
+
+    # A wrapped sync function's async_evaluate would run it on the event loop: call its
+    # evaluate instead, which the invoker runs in a thread like any sync function.
+    wrapped = getattr(getattr(obj, "__call__", None), "__wrapped__", None)
+    if wrapped is not None and not inspect.iscoroutinefunction(wrapped):
+        sync_evaluate = obj.evaluate  # type: ignore[attr-defined]
+
+        def call(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
+            return sync_evaluate(
+                **arguments(input, output, expected, reference, metadata, example, trace_id)
+            )
+    else:
+
+        async def call(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
+            return await evaluate(
+                **arguments(input, output, expected, reference, metadata, example, trace_id)
+            )
 
     call.__name__ = call.__qualname__ = name
     return PhoenixEvaluator(name=name, kind=kind_text, fn=call)

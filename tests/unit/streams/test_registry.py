@@ -330,3 +330,20 @@ def test_plain_functions_are_not_phoenix_evaluators() -> None:
 
     assert phoenix_evaluator(lambda output: 1) is None
     assert phoenix_evaluator("judge") is None
+
+
+def test_a_sync_phoenix_evaluator_is_called_as_a_sync_function() -> None:
+    from phoenix.client.experiments import create_evaluator
+
+    from streams.registry import is_async_callable, phoenix_evaluator
+
+    sync = phoenix_evaluator(create_evaluator(name="s")(lambda output: 1.0))
+
+    async def judge(output):
+        return 1.0
+
+    asynchronous = phoenix_evaluator(create_evaluator(name="a")(judge))
+    assert sync is not None and asynchronous is not None
+    assert not is_async_callable(sync.fn)  # run in the invoker's threads, off the loop
+    assert is_async_callable(asynchronous.fn)
+    assert sync.fn(None, 2, None, None, {}, Example(id="e"), None) == {"score": 1.0}

@@ -101,11 +101,13 @@ def prepare(function: str, unknown: dict[str, Any], **kwargs: Any) -> Prepared:
     reject_unknown(function, unknown, _KNOWN)
     experiment_id = check_experiment_id(kwargs["experiment_id"])
     task = kwargs["task"]
-    if task is not None or function == "resume_experiment":
+    if task is not None:
         task = check_task(task)
     specs = evaluator_specs(kwargs["evaluators"])
     if function == "resume_evaluation" and not specs:
         raise InvalidArgumentError("evaluators", "must name at least one evaluator")
+    if task is None and not specs:
+        raise InvalidArgumentError("task", "is None and there are no evaluators: nothing to do")
     timeout = check_timeout(kwargs["timeout"])
     concurrency = check_concurrency(kwargs["concurrency"])
     retries = check_retries(kwargs["retries"])

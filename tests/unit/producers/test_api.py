@@ -151,6 +151,14 @@ def test_an_unknown_keyword_is_named_and_a_type_error(runner: Recorder) -> None:
     assert runner.calls == []
 
 
+def test_task_none_evaluates_only_and_needs_evaluators(runner: Recorder) -> None:
+    resume_experiment(experiment_id=EXP, task=None, evaluators=[exact], print_summary=False)
+    assert runner.calls[0]["request"].task is None
+    with pytest.raises(InvalidArgumentError, match="task: is None and there are no evaluators"):
+        resume_experiment(experiment_id=EXP, task=None)
+    assert len(runner.calls) == 1
+
+
 def test_resume_evaluation_needs_an_evaluator(runner: Recorder) -> None:
     with pytest.raises(InvalidArgumentError, match="evaluators: must name at least one"):
         resume_evaluation(experiment_id=EXP, evaluators=[])

@@ -112,7 +112,7 @@ def twins(stack, phoenix) -> tuple[Client, str, str]:
     FAILING["on"] = False
     for experiment_id in ids:  # left incomplete: every third example failed, twice
         counts = experiment_counts(phoenix, experiment_id)
-        assert counts["successful_run_count"] == 2 * (EXAMPLES - 2)
+        assert counts["successful_run_count"] == 2 * (EXAMPLES - len(range(0, EXAMPLES, 3)))
     return client, ids[0], ids[1]
 
 

@@ -184,6 +184,21 @@ class Settings(BaseSettings):
     )
     task_concurrency: int = Field(default=5, ge=1, le=1000)
     task_timeout_seconds: float = Field(default=300.0, gt=0)
+    task_retries: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Attempts after a task raises (or times out) before its run is recorded "
+        "as failed; Phoenix's client (and this project's API and CLI) use 3.",
+    )
+    rate_limit_retries: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Attempts after a function's rate_limit_errors, each after a backoff.",
+    )
+    rate_limit_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    rate_limit_backoff_max_seconds: float = Field(default=30.0, gt=0)
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Modules imported by workers for their @task/@evaluator."
     )

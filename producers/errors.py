@@ -35,3 +35,16 @@ class RequestRejectedError(ResumeError):
 
 class WaitTimeoutError(ResumeError):
     """The request did not end within the time the caller was willing to wait."""
+
+
+class InvalidArgumentError(PhoenixResumeError, ValueError):
+    """An argument of the Python API (or an option of the CLI) cannot be used; raised before
+    anything runs. ``argument`` names it."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class UnknownArgumentError(InvalidArgumentError, TypeError):
+    """A keyword argument the API does not take (a ``TypeError``, as Python raises it)."""

@@ -22,6 +22,7 @@ from streams.evaluators import EvaluatorRegistry, default_evaluators
 from streams.execution.aborts import Aborts
 from streams.execution.dedup import DonePairs
 from streams.execution.evaluations import EvaluationRunner
+from streams.execution.retry import RetryPolicy
 from streams.execution.tasks import TaskRunner
 from streams.metrics import Metrics
 from streams.registry import TaskRegistry, default_tasks
@@ -53,6 +54,16 @@ class Tables:
     def in_memory(cls) -> Tables:
         """Tables that live in this process only (unit tests, an in-process run)."""
         return cls({}, {}, {}, {}, {}, {}, {})
+
+
+def retry_policy(settings: Settings, retries: int) -> RetryPolicy:
+    """The retry settings, with ``retries`` attempts after a function raised."""
+    return RetryPolicy(
+        retries=retries,
+        rate_limit_retries=settings.rate_limit_retries,
+        backoff_initial_seconds=settings.rate_limit_backoff_initial_seconds,
+        backoff_max_seconds=settings.rate_limit_backoff_max_seconds,
+    )
 
 
 @dataclass
@@ -102,6 +113,7 @@ class Context:
                 aborts=aborts,
                 metrics=metrics,
                 max_message_bytes=settings.max_message_bytes,
+                retry=retry_policy(settings, settings.task_retries),
             ),
             evaluation_runner=EvaluationRunner(
                 teams,
@@ -111,6 +123,8 @@ class Context:
                 threads=settings.evaluator_concurrency,
                 aborts=aborts,
                 metrics=metrics,
+                # As Phoenix's client: an evaluator's error is its result, not retried.
+                retry=retry_policy(settings, 0),
             ),
             coordinator=Coordinator(
                 teams,

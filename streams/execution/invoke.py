@@ -12,6 +12,9 @@ A thread cannot be stopped: a sync function still running at its timeout keeps i
 The pool has spare threads for those (``STUCK_SPARE`` per slot), so stuck functions do not
 take the slots' capacity with them, and counts them (``Metrics.stuck_threads``); a stuck
 thread that finally returns is an ordinary spare again.
+
+A call that raised is made again as its :class:`~streams.execution.retry.RetryPolicy` says
+(none by default).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from pydantic_core import to_jsonable_python
 
 from streams.events import Example, RequestFields, utcnow
 from streams.execution.aborts import Aborts
+from streams.execution.retry import AdaptiveSlots, RetryPolicy, Tries
 from streams.metrics import Metrics
 from streams.registry import Registered, Registry, RegistryError
+from streams.tracing import finish_span
 
 #: threads kept beyond the slots, per slot, for functions still running after their timeout
 STUCK_SPARE = 4
@@ -80,6 +85,8 @@ class Attempt:
     value: Any = None
     error: str | None = None
     span: Span | None = None
+    #: the error is one of the function's ``rate_limit_errors``
+    rate_limited: bool = False
 
 
 class Invoker:
@@ -94,6 +101,7 @@ class Invoker:
         threads: int,
         name: str,
         aborts: Aborts | None = None,
+        retry: RetryPolicy | None = None,
         *,
         metrics: Metrics | None = None,
     ) -> None:
@@ -101,15 +109,18 @@ class Invoker:
         self.name = name
         self.aborts = aborts if aborts is not None else Aborts({})
         self.metrics = metrics if metrics is not None else Metrics()
+        self.retry = retry if retry is not None else RetryPolicy()
         self.calls = 0  # functions called (metrics and tests)
+        self.retried = 0  # attempts made again after a failure or a rate limit
         self.stuck = 0  # this pool's threads still running a function past its timeout
         self.max_stuck = STUCK_SPARE * threads
         self._threads = ThreadPoolExecutor(
             max_workers=threads + self.max_stuck, thread_name_prefix=name
         )
         # Async functions take no thread, so the slots are what bounds them too. A slot is
-        # given back at the timeout, the thread perhaps not: hence the spare threads.
-        self._slots = asyncio.Semaphore(threads)
+        # given back at the timeout, the thread perhaps not: hence the spare threads. A rate
+        # limit lowers how many slots are taken at once.
+        self._slots = AdaptiveSlots(threads)
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -127,17 +138,39 @@ class Invoker:
     ) -> Attempt | None:
         """Call ``registry``'s function ``name`` for ``item`` in a slot, traced by the span
         ``span()`` opens; its value passes through ``convert``, whose errors count as the
-        function's. None: the item's request stopped before it got a slot.
+        function's. None: the item's request stopped before it got a slot. A failed call is
+        made again (in a new slot, with a new span) while the retry policy allows.
         """
-        async with self._slots:
-            # Checked in the slot: a stop_on_first_error failure may have come while this
-            # item waited for it.
-            if item.request_id in self.aborts:
-                return None
-            attempt = await self._attempt(registry, name, example, output, span(), convert)
-            if attempt.error is not None and item.stop_on_first_error:
-                self.aborts.stop_here(item.request_id)  # before the slot goes to another item
-            return attempt
+        tries = Tries(self.retry)
+        trace_id = getattr(item, "trace_id", None)
+        while True:
+            async with self._slots:
+                # Checked in the slot: a stop_on_first_error failure may have come while this
+                # item waited for it.
+                if item.request_id in self.aborts:
+                    return None
+                attempt = await self._attempt(
+                    registry, name, example, output, span(), convert, trace_id
+                )
+                delay = self._again(tries, attempt)
+                if delay is None:
+                    if attempt.error is not None and item.stop_on_first_error:
+                        self.aborts.stop_here(item.request_id)  # before the slot is given on
+                    return attempt
+            finish_span(attempt.span, attempt.end, error=attempt.error)  # this try's own trace
+            self.retried += 1
+            await asyncio.sleep(delay)
+
+    def _again(self, tries: Tries, attempt: Attempt) -> float | None:
+        """Seconds before calling again, None to keep ``attempt``; adjusts the concurrency."""
+        if attempt.error is None:
+            self._slots.succeeded()
+            return None
+        if attempt.rate_limited:
+            self._slots.lower()
+        if attempt.registered is None:
+            return None  # not registered here: calling again cannot help
+        return tries.after(failed=True, rate_limited=attempt.rate_limited)
 
     async def _attempt(
         self,
@@ -147,13 +180,14 @@ class Invoker:
         output: Any,
         span: Span | None,
         convert: Callable[[Any], Any],
+        trace_id: str | None = None,
     ) -> Attempt:
         start = utcnow()
         registered = None
         try:
             registered = registry.get(name)
             self.calls += 1
-            kwargs = registered.arguments(example, output)
+            kwargs = registered.arguments(example, output, trace_id)
             value = convert(await self(registered.fn, kwargs, is_async=registered.is_async))
         except RegistryError as exc:
             return Attempt(start, utcnow(), registered, error=str(exc), span=span)
@@ -164,7 +198,10 @@ class Invoker:
                 raise  # the worker is stopping this agent (or closing its coroutine)
             if span is not None:
                 span.record_exception(exc)
-            return Attempt(start, utcnow(), registered, error=describe(exc), span=span)
+            limited = registered is not None and isinstance(exc, registered.rate_limit_errors)
+            return Attempt(
+                start, utcnow(), registered, error=describe(exc), span=span, rate_limited=limited
+            )
         return Attempt(start, utcnow(), registered, value=value, span=span)
 
     async def __call__(

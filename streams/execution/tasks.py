@@ -32,6 +32,7 @@ from streams.events import CompletedRun, Outcome, WorkItem
 from streams.execution.aborts import Aborts
 from streams.errors import PhoenixResumeError
 from streams.execution.invoke import Attempt, Invoker
+from streams.execution.retry import RetryPolicy
 from streams.metrics import Metrics
 from streams.phoenix import RunRecord
 from streams.registry import TaskRegistry
@@ -100,11 +101,12 @@ class TaskRunner:
         aborts: Aborts | None = None,
         metrics: Metrics | None = None,
         max_message_bytes: int = 1_000_000,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.teams = teams
         self.tasks = tasks
         self.max_message_bytes = max_message_bytes
-        self._invoke = Invoker(timeout, threads, "task", aborts, metrics=metrics)
+        self._invoke = Invoker(timeout, threads, "task", aborts, retry, metrics=metrics)
 
     @property
     def executions(self) -> int:

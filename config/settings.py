@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     kafka_session_timeout_seconds: float = Field(
         default=30.0, ge=6, description="How long the group waits for a silent (dead) worker."
     )
+    runner: Literal["auto", "local", "kafka"] = Field(
+        default="auto",
+        description="Where one-shot runs (run, evaluate, the Python API) run: in this process "
+        "(local), through the broker (kafka), or local unless KAFKA_BOOTSTRAP_SERVERS is set.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,
@@ -305,6 +310,24 @@ class Settings(BaseSettings):
         """The bootstrap servers in Faust's ``kafka://host:port;host:port`` form."""
         hosts = [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
         return ";".join(f"kafka://{h}" for h in hosts)
+
+    @property
+    def kafka_configured(self) -> bool:
+        """Whether a broker address was given (environment or argument), not just defaulted."""
+        return "kafka_bootstrap_servers" in self.model_fields_set
+
+    @property
+    def one_shot_runner(self) -> Literal["local", "kafka"]:
+        """The runner a one-shot request uses: ``auto`` needs no broker unless one is named.
+
+        >>> Settings().one_shot_runner, Settings(kafka_bootstrap_servers="k:9092").one_shot_runner
+        ('local', 'kafka')
+        >>> Settings(kafka_bootstrap_servers="k:9092", runner="local").one_shot_runner
+        'local'
+        """
+        if self.runner != "auto":
+            return self.runner
+        return "kafka" if self.kafka_configured else "local"
 
     @property
     def kafka_hosts(self) -> list[str]:

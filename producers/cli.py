@@ -32,6 +32,11 @@ from streams.kafka.connection import check_kafka
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RUNNERS = ("auto", "local", "kafka")
+RUNNER_HELP = (
+    "local: in this process, no broker; kafka: through the broker; auto (default, or "
+    "RESUME_RUNNER): local unless KAFKA_BOOTSTRAP_SERVERS is set"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--evaluator", action="append", default=[], help="MODULE:FUNC (repeatable)")
     run.add_argument("--concurrency", type=int, default=5)
     run.add_argument("--stop-on-first-error", action="store_true")
+    run.add_argument("--runner", choices=RUNNERS, help=RUNNER_HELP)
 
     evaluate = sub.add_parser(
         "evaluate", help="run evaluators where evaluations are missing (one-shot, like the seed)"
@@ -68,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--evaluator", action="append", required=True, help="MODULE:FUNC")
     evaluate.add_argument("--concurrency", type=int, default=5)
     evaluate.add_argument("--stop-on-first-error", action="store_true")
+    evaluate.add_argument("--runner", choices=RUNNERS, help=RUNNER_HELP)
 
     letters = sub.add_parser("dead-letters", help="list (and replay) the dead-letter topic")
     letters.add_argument("--reason", help="only letters with this reason (invalid, oversized, phoenix)")
@@ -179,16 +186,19 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    """``run`` and ``evaluate``: a private worker in this process runs one request."""
+    """``run`` and ``evaluate``: one request run in this process (embedded or on Kafka)."""
     if args.concurrency < 1:
         print("phoenix-resume: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
     task = resolve_reference(args.task, default_tasks) if args.command == "run" else None
     evaluators = [resolve_reference(ref, default_evaluators) for ref in args.evaluator]
-    settings = settings.model_copy(
-        update={"task_concurrency": args.concurrency, "evaluator_concurrency": args.concurrency}
-    )
+    update: dict[str, object] = {
+        "task_concurrency": args.concurrency, "evaluator_concurrency": args.concurrency
+    }
+    if args.runner is not None:
+        update["runner"] = args.runner
+    settings = settings.model_copy(update=update)
     request = ResumeRequest(
         experiment_id=args.experiment_id,
         task=task.name if task is not None else None,

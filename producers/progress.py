@@ -65,6 +65,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"Already done: {s.get('already_done', 0)}",
         f"Skipped: {s.get('skipped', 0)}",
     ]
+    if s.get("runner"):
+        lines.append(f"Runner: {s['runner']}")
     if s.get("dead_lettered"):
         lines.append(f"Dead-lettered (replay with 'phoenix-resume dead-letters'): {s['dead_lettered']}")
     for name, counts in (s.get("evaluations") or {}).items():

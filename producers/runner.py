@@ -70,9 +70,13 @@ async def publish_and_follow(
     settings: Settings,
     request: ResumeRequest,
     on_status: Callable[[StatusEvent], None] | None = None,
+    *,
+    ensure: bool = True,
 ) -> StatusEvent:
-    """Publish ``request`` and return its final status event."""
-    await ensure_topics(settings)
+    """Publish ``request`` and return its final status event (``ensure=False``: the topics
+    are known to exist, e.g. created by the worker just started)."""
+    if ensure:
+        await ensure_topics(settings)
     final: StatusEvent | None = None
     async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
         await publisher.publish(request)
@@ -109,7 +113,8 @@ async def run_request(
     pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)
     try:
         async with running_worker(pipeline):
-            final = await publish_and_follow(settings, request, on_status)
+            # running_worker created every topic of the namespace before the worker started.
+            final = await publish_and_follow(settings, request, on_status, ensure=False)
     finally:
         if private:
             try:

@@ -64,7 +64,7 @@ def ran(monkeypatch) -> list[str]:
         started.append("kafka")
         yield None
 
-    async def follow(settings, request, on_status=None):
+    async def follow(settings, request, on_status=None, **kwargs):
         return final()
 
     async def delete(*args):

@@ -203,6 +203,8 @@ async def run_cells(ctx: Context, args: argparse.Namespace) -> list[Process]:
                 for runner in order:
                     results.append(await measure(ctx, runner, experiments[runner], latency,
                                                  concurrency, attempt))
+                progress = Path(args.out) / "cells-so-far.json"
+                progress.write_text(json.dumps([asdict(r) for r in results], default=str))
     return results
 
 
@@ -314,6 +316,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                         help="run the processes from the tree itself, not from a copy")
     parser.add_argument("--out", default=str(BENCH / "out" / "oneshot"))
+    parser.add_argument("--report", metavar="JSON",
+                        help="only print the tables of a run's last.json or cells-so-far.json")
     return parser.parse_args(argv)
 
 
@@ -362,7 +366,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    if args.report:
+        data = json.loads(Path(args.report).read_text())
+        cells = data["cells"] if isinstance(data, dict) else data
+        print("\n".join(report([Process(**c) for c in cells])))
+        return
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,33 @@ def parse_header_list(raw: str | None) -> dict[str, str]:
     return headers
 
 
+def read_teams(data: Any) -> Any:
+    """Teams from RESUME_TEAMS_FILE, and each team's key from its named variable: read here,
+    once, so nothing below config/ touches the environment."""
+    if not isinstance(data, dict):
+        return data
+    path = data.get("teams_file")
+    if path and not data.get("teams"):
+        try:
+            data = {**data, "teams": json.loads(Path(path).read_text())}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read RESUME_TEAMS_FILE {path}: {exc}") from None
+    teams = data.get("teams")
+    if isinstance(teams, str):
+        teams = json.loads(teams)
+    if isinstance(teams, dict):
+        resolved = {}
+        for name, team in teams.items():
+            if isinstance(team, dict) and team.get("api_key_env") and "api_key" not in team:
+                env_name = team["api_key_env"]
+                if env_name not in os.environ:
+                    raise ValueError(f"team {name!r}: its API key variable {env_name} is not set")
+                team = {**team, "api_key": os.environ[env_name]}
+            resolved[name] = team
+        data = {**data, "teams": resolved}
+    return data
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run against the local stack."""
 
@@ -155,6 +182,11 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(default=0.1, gt=0)
     kafka_session_timeout_seconds: float = Field(
         default=30.0, ge=6, description="How long the group waits for a silent (dead) worker."
+    )
+    runner: Literal["auto", "local", "kafka"] = Field(
+        default="auto",
+        description="Where one-shot runs (run, evaluate, the Python API) run: in this process "
+        "(local), through the broker (kafka), or local unless KAFKA_BOOTSTRAP_SERVERS is set.",
     )
     kafka_fetch_max_wait_ms: int = Field(
         default=100,
@@ -300,32 +332,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _read_teams(cls, data: Any) -> Any:
-        """Teams from RESUME_TEAMS_FILE, and each team's key from its named variable: read
-        here, once, so nothing below config/ touches the environment."""
-        if not isinstance(data, dict):
-            return data
-        path = data.get("teams_file")
-        if path and not data.get("teams"):
-            try:
-                data = {**data, "teams": json.loads(Path(path).read_text())}
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"cannot read RESUME_TEAMS_FILE {path}: {exc}") from None
-        teams = data.get("teams")
-        if isinstance(teams, str):
-            teams = json.loads(teams)
-        if isinstance(teams, dict):
-            resolved = {}
-            for name, team in teams.items():
-                if isinstance(team, dict) and team.get("api_key_env") and "api_key" not in team:
-                    env_name = team["api_key_env"]
-                    if env_name not in os.environ:
-                        raise ValueError(
-                            f"team {name!r}: its API key variable {env_name} is not set"
-                        )
-                    team = {**team, "api_key": os.environ[env_name]}
-                resolved[name] = team
-            data = {**data, "teams": resolved}
-        return data
+        return read_teams(data)
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:
@@ -356,6 +363,24 @@ class Settings(BaseSettings):
         """The bootstrap servers in Faust's ``kafka://host:port;host:port`` form."""
         hosts = [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
         return ";".join(f"kafka://{h}" for h in hosts)
+
+    @property
+    def kafka_configured(self) -> bool:
+        """Whether a broker address was given (environment or argument), not just defaulted."""
+        return "kafka_bootstrap_servers" in self.model_fields_set
+
+    @property
+    def one_shot_runner(self) -> Literal["local", "kafka"]:
+        """The runner a one-shot request uses: ``auto`` needs no broker unless one is named.
+
+        >>> Settings().one_shot_runner, Settings(kafka_bootstrap_servers="k:9092").one_shot_runner
+        ('local', 'kafka')
+        >>> Settings(kafka_bootstrap_servers="k:9092", runner="local").one_shot_runner
+        'local'
+        """
+        if self.runner != "auto":
+            return self.runner
+        return "kafka" if self.kafka_configured else "local"
 
     @property
     def kafka_hosts(self) -> list[str]:

@@ -37,6 +37,11 @@ from streams.registry import RegistryError, default_tasks, import_modules, resol
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT_SECONDS, DEFAULT_RETRIES = 60, 3
 ONE_SHOT_PROGRESS_EVERY = 5
+RUNNERS = ("auto", "local", "kafka")
+RUNNER_HELP = (
+    "local: in this process, no broker; kafka: through the broker; auto (default, or "
+    "RESUME_RUNNER): local unless KAFKA_BOOTSTRAP_SERVERS is set"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +111,7 @@ def _one_shot_options(parser: argparse.ArgumentParser) -> None:
     """``run`` and ``evaluate``: the controls of Phoenix's client, with its defaults."""
     parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--stop-on-first-error", action="store_true")
+    parser.add_argument("--runner", choices=RUNNERS, help=RUNNER_HELP)
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
         help=f"per task or evaluator call (default {DEFAULT_TIMEOUT_SECONDS}, as Phoenix's client)",
@@ -266,7 +272,7 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    """``run`` and ``evaluate``: a private worker in this process runs one request."""
+    """``run`` and ``evaluate``: one request run in this process (embedded or on Kafka)."""
     if args.concurrency < 1:
         print("phoenix-resume: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -278,19 +284,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
     task = resolve_reference(args.task, default_tasks) if args.command == "run" else None
     evaluators = [resolve_reference(ref, default_evaluators) for ref in args.evaluator]
-    settings = settings.model_copy(
-        update={
-            "task_concurrency": args.concurrency,
-            "evaluator_concurrency": args.concurrency,
-            "task_timeout_seconds": args.timeout,
-            "evaluator_timeout_seconds": args.timeout,
-            "task_retries": args.retries,
-            # A private run's status events drive its progress bars: often enough to move.
-            "progress_every": settings.progress_every
-            if "progress_every" in settings.model_fields_set
-            else ONE_SHOT_PROGRESS_EVERY,
-        }
-    )
+    update: dict[str, object] = {
+        "task_concurrency": args.concurrency,
+        "evaluator_concurrency": args.concurrency,
+        "task_timeout_seconds": args.timeout,
+        "evaluator_timeout_seconds": args.timeout,
+        "task_retries": args.retries,
+        # A private run's status events drive its progress bars: often enough to move.
+        "progress_every": settings.progress_every
+        if "progress_every" in settings.model_fields_set
+        else ONE_SHOT_PROGRESS_EVERY,
+    }
+    if args.runner is not None:
+        update["runner"] = args.runner
+    settings = settings.model_copy(update=update)
     request = ResumeRequest(
         experiment_id=args.experiment_id,
         task=task.name if task is not None else None,

@@ -79,6 +79,8 @@ def summary_block(s: Mapping[str, Any]) -> str:
                 + (f", {counts['already_done']} already done" if counts.get("already_done") else "")
                 + (f", {counts['skipped']} skipped" if counts.get("skipped") else "")
             )
+    if s.get("runner"):
+        lines.append(f"Runner: {s['runner']}")
     if state != "complete":
         lines.append(f"State: {state}" + (f" ({s['cause']})" if s.get("cause") else ""))
         if s.get("request_id"):
@@ -267,6 +269,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"Request ID: {s.get('request_id')}",
         f"State: {s.get('state')}" + (f" ({s['cause']})" if s.get("cause") else ""),
     ]
+    if s.get("runner"):
+        lines.append(f"Runner: {s['runner']}")
     # An evaluation-only request ran no task: run counters would only say zero.
     if not ("task" in s and s["task"] is None):
         lines += [

@@ -1,7 +1,11 @@
-"""The one-shot form: run a worker in this process, publish one request, wait for its end.
+"""The one-shot form: run one request to its end in this process, with or without a broker.
 
 This is what ``phoenix-resume run`` and :func:`producers.api.resume_experiment` do. The
-in-process worker uses its own consumer group and topic prefix (``<prefix>run-<id>.``) so a
+settings choose the runner (``RESUME_RUNNER``; ``auto`` is local unless
+``KAFKA_BOOTSTRAP_SERVERS`` is set): the embedded runner (:mod:`streams.local`) drives the
+pipeline's steps on in-process queues and needs only the Phoenix server; the Kafka runner
+starts a private Faust worker in this process and goes through the broker. The private worker
+uses its own consumer group and topic prefix (``<prefix>run-<id>.``) so a
 long-lived deployment on the same cluster never picks up work for a task that exists only in
 this process; those topics are deleted when the run ends.
 """
@@ -30,6 +34,7 @@ from streams.app.startup import prepare_kafka
 from streams.evaluators import EvaluatorRegistry
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.kafka.admin import delete_topics, ensure_topics
+from streams.local import run_local
 from streams.registry import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -70,9 +75,13 @@ async def publish_and_follow(
     settings: Settings,
     request: ResumeRequest,
     on_status: Callable[[StatusEvent], None] | None = None,
+    *,
+    ensure: bool = True,
 ) -> StatusEvent:
-    """Publish ``request`` and return its final status event."""
-    await ensure_topics(settings)
+    """Publish ``request`` and return its final status event (``ensure=False``: the topics
+    are known to exist, e.g. created by the worker just started)."""
+    if ensure:
+        await ensure_topics(settings)
     final: StatusEvent | None = None
     async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
         await publisher.publish(request)
@@ -95,15 +104,22 @@ async def run_request(
 ) -> dict[str, Any]:
     """Run ``request`` to its end on an in-process worker; return the final summary.
 
-    Raises :class:`TaskFetchError`, :class:`TaskAbortedError` or :class:`RequestRejectedError`
-    when the request ends as failed, aborted or rejected.
+    The summary's ``runner`` says which runner ran it (``local`` or ``kafka``). Raises
+    :class:`TaskFetchError`, :class:`TaskAbortedError` or :class:`RequestRejectedError` when
+    the request ends as failed, aborted or rejected.
     """
+    if settings.one_shot_runner == "local":
+        final = await run_local(
+            settings, request, tasks=tasks, evaluators=evaluators, on_status=on_status
+        )
+        return raise_for_final(final, runner="local")
     if private:
         settings = isolated(settings)
     pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)
     try:
         async with running_worker(pipeline):
-            final = await publish_and_follow(settings, request, on_status)
+            # running_worker created every topic of the namespace before the worker started.
+            final = await publish_and_follow(settings, request, on_status, ensure=False)
     finally:
         if private:
             try:
@@ -111,11 +127,12 @@ async def run_request(
                 await delete_topics(settings, (settings.topic_prefix, f"{settings.app_id}-"))
             except Exception as exc:  # the run's result stands; say what was left behind
                 log.warning("could not delete the run's topics (%s): %s", settings.topic_prefix, exc)
-    return raise_for_final(final)
+    return raise_for_final(final, runner="kafka")
 
 
-def raise_for_final(final: StatusEvent) -> dict[str, Any]:
-    summary = final.summary
+def raise_for_final(final: StatusEvent, runner: str | None = None) -> dict[str, Any]:
+    """The final summary (with the ``runner`` that ran it, if given), or the named error."""
+    summary = final.summary if runner is None else {**final.summary, "runner": runner}
     cause = summary.get("cause") or final.message
     if final.state is RequestState.FAILED:
         raise TaskFetchError(f"Failed to fetch incomplete runs from server: {cause}", summary)

@@ -21,13 +21,10 @@ from faust.types import EventT, StreamT, TopicT
 from streams.app.topics import Topics
 from streams.effects import Envelope, Origin
 from streams.publish import Publisher
-from streams.steps import Step, Steps, process
+from streams.steps import RECORDING_OVERLAP, Step, Steps, process
 from streams.tracing import extract
 
 log = logging.getLogger(__name__)
-#: actors per task (or evaluator) slot: the slot is held while user code runs, and the extra
-#: actors record finished results meanwhile, so a slot never idles for a server round trip
-RECORDING_OVERLAP = 2
 
 
 def envelope_of(event: EventT) -> Envelope:

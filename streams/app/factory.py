@@ -19,7 +19,7 @@ from config import Settings
 from streams.app.agents import register_agents, register_watchdog
 from streams.app.pipeline import Pipeline
 from streams.app.sender import FaustSender
-from streams.app.tables import declare_tables
+from streams.app.tables import TableManager, declare_tables
 from streams.app.topics import declare_topics
 from streams.app.views import register_views
 from streams.context import Context
@@ -74,6 +74,10 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
         # Commit often: after a crash, only work finished since the last commit runs again.
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
+        TableManager=TableManager,
+        # Faust's leader-election topic serves only on_leader timers, which we do not use; it
+        # was created while the worker joined its group, too late for the first assignment.
+        topic_disable_leader=True,
     )
     # Before anything uses it: the app builds its consumer and producer from the transport
     # once, lazily, and keeps them.

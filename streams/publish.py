@@ -71,7 +71,7 @@ class Publisher:
                 "dead letter from %s[%s]@%s: %s: %s", letter.origin.topic,
                 letter.origin.partition, letter.origin.offset, letter.reason, letter.error,
             )
-            self.metrics.dead_letters += 1
+            self.metrics.dead_lettered(letter.reason)
             await send("dead_letters", letter.origin.key, letter.raw, dead_letter_headers(letter))
         for completed in effects.completed:
             run_headers = inject(completed.context) if completed.context is not None else None
@@ -88,6 +88,7 @@ class Publisher:
                 extra={"request_id": status.request_id, "experiment_id": status.experiment_id,
                        "team": status.summary.get("team")},
             )
+            self.metrics.status(status)
             await send("status", status.experiment_id, status, headers)
         if effects.durable:
             await self.sender.flush()

@@ -1,0 +1,115 @@
+"""What a running worker reports about itself: consumer lag, and the live Prometheus series.
+
+Consumer lag counts, per topic partition this worker is assigned, the messages it has not
+yet handled, as Kafka's own tools do (log end offset minus committed offset), over what it
+*reads*: the topics of its agents and the changelogs of its global tables. A table's own
+changelog is written by this worker, not read after recovery, so its end moves away from any
+read position while nothing is wrong: it is left out, and an idle worker reports 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.metrics import PREFIX
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.app.pipeline import Pipeline
+
+
+def read_topics(app: faust.App) -> tuple[set[str], set[str]]:
+    """The topics this worker's agents consume, and the changelogs its global tables read."""
+    agents: set[str] = set()
+    for agent in app.agents.values():
+        agents.update(getattr(agent.channel, "topics", ()) or ())
+    global_changelogs = {
+        table.changelog_topic.get_topic_name()
+        for table in app.tables.values()
+        if getattr(table, "is_global", False)
+    }
+    return agents, global_changelogs
+
+
+def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
+    """Messages not yet handled, per (topic, partition) this worker reads and is assigned."""
+    consumer = app.consumer
+    agent_topics, global_changelogs = read_topics(app)
+    lag: dict[tuple[str, int], int] = {}
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # the consumer has not started (or has stopped): nothing assigned
+        return lag
+    for tp in assigned:
+        if tp.topic not in agent_topics and tp.topic not in global_changelogs:
+            continue
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not fetched yet: no figure rather than a wrong one
+            continue
+        if highwater is None:
+            continue
+        # Faust keeps, per partition, the last offset it handed out and the next offset it
+        # committed (Kafka's convention). Global tables' changelogs are never committed:
+        # what was read is what was handled.
+        read = consumer._read_offset.get(tp)
+        handled = None if tp.topic in global_changelogs else consumer._committed_offset.get(tp)
+        if handled is None:
+            handled = read + 1 if read is not None else 0
+        lag[(tp.topic, tp.partition)] = max(0, highwater - handled)
+    return lag
+
+
+def lag_by_topic(lag: dict[tuple[str, int], int]) -> dict[str, int]:
+    """The per-partition figures summed per topic (the JSON view's form)."""
+    totals: dict[str, int] = {}
+    for (topic, _), behind in lag.items():
+        totals[topic] = totals.get(topic, 0) + behind
+    return totals
+
+
+class WorkerCollector(Collector):
+    """Series read live from the worker when Prometheus scrapes: lag, retries, watchdog."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[Any]:
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_consumer_lag",
+            "Messages of a partition this worker reads that it has not handled yet "
+            "(log end offset minus committed offset); 0 at rest.",
+            labels=("topic", "partition"),
+        )
+        for (topic, partition), behind in sorted(consumer_lag(self.pipeline.app).items()):
+            lag.add_metric((topic, str(partition)), behind)
+        yield lag
+        retries = CounterMetricFamily(
+            f"{PREFIX}_phoenix_retries",
+            "Phoenix HTTP requests this worker retried (transport errors, 429, 502-504).",
+            labels=("team",),
+        )
+        for team, count in sorted(self.pipeline.context.teams.retries_by_team().items()):
+            retries.add_metric((team,), count)
+        yield retries
+        watchdog = CounterMetricFamily(
+            f"{PREFIX}_watchdog_reconciles",
+            "Stalled requests the watchdog handed to verification.",
+        )
+        watchdog.add_metric((), self.pipeline.steps.watchdog.passes)
+        yield watchdog
+        active = GaugeMetricFamily(
+            f"{PREFIX}_requests_active",
+            "Requests this worker coordinates that have not ended.",
+        )
+        summaries = self.pipeline.tables.summaries
+        active.add_metric((), sum(
+            1 for key in list(summaries)
+            if (s := summaries.get(key)) is not None and not s.is_final
+        ))
+        yield active

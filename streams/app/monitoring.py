@@ -1,10 +1,11 @@
 """What a running worker reports about itself: consumer lag, and the live Prometheus series.
 
-Consumer lag counts, per topic partition this worker is assigned, the messages it has not
-yet handled, as Kafka's own tools do (log end offset minus committed offset), over what it
-*reads*: the topics of its agents and the changelogs of its global tables. A table's own
-changelog is written by this worker, not read after recovery, so its end moves away from any
-read position while nothing is wrong: it is left out, and an idle worker reports 0.
+Consumer lag counts, per topic partition this worker is assigned, the messages its agents have
+not handled yet, as Kafka's own tools do (log end offset minus committed offset). Tables'
+changelogs are left out: Faust does not read back what the worker itself writes to them (not
+even to a global table's), so their end moves away from any read position while nothing is
+wrong (an idle worker's done-changelog showed 7, then 39; a global table's, 1). Without them,
+an idle worker reports 0.
 """
 
 from __future__ import annotations
@@ -23,30 +24,25 @@ if TYPE_CHECKING:
     from streams.app.pipeline import Pipeline
 
 
-def read_topics(app: faust.App) -> tuple[set[str], set[str]]:
-    """The topics this worker's agents consume, and the changelogs its global tables read."""
-    agents: set[str] = set()
+def agent_topics(app: faust.App) -> set[str]:
+    """The topics this worker's agents consume."""
+    topics: set[str] = set()
     for agent in app.agents.values():
-        agents.update(getattr(agent.channel, "topics", ()) or ())
-    global_changelogs = {
-        table.changelog_topic.get_topic_name()
-        for table in app.tables.values()
-        if getattr(table, "is_global", False)
-    }
-    return agents, global_changelogs
+        topics.update(getattr(agent.channel, "topics", ()) or ())
+    return topics
 
 
 def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
-    """Messages not yet handled, per (topic, partition) this worker reads and is assigned."""
+    """Messages not yet handled, per (topic, partition) of this worker's agents it is assigned."""
     consumer = app.consumer
-    agent_topics, global_changelogs = read_topics(app)
+    read_by_agents = agent_topics(app)
     lag: dict[tuple[str, int], int] = {}
     try:
         assigned = consumer.assignment()
     except Exception:  # the consumer has not started (or has stopped): nothing assigned
         return lag
     for tp in assigned:
-        if tp.topic not in agent_topics and tp.topic not in global_changelogs:
+        if tp.topic not in read_by_agents:
             continue
         try:
             highwater = consumer.highwater(tp)
@@ -54,12 +50,11 @@ def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
             continue
         if highwater is None:
             continue
-        # Faust keeps, per partition, the last offset it handed out and the next offset it
-        # committed (Kafka's convention). Global tables' changelogs are never committed:
-        # what was read is what was handled.
-        read = consumer._read_offset.get(tp)
-        handled = None if tp.topic in global_changelogs else consumer._committed_offset.get(tp)
+        # Faust keeps the next offset it committed (Kafka's convention) and the last offset it
+        # handed out: before a partition's first commit, what was read is the best figure.
+        handled = consumer._committed_offset.get(tp)
         if handled is None:
+            read = consumer._read_offset.get(tp)
             handled = read + 1 if read is not None else 0
         lag[(tp.topic, tp.partition)] = max(0, highwater - handled)
     return lag
@@ -83,7 +78,7 @@ class WorkerCollector(Collector):
         lag = GaugeMetricFamily(
             f"{PREFIX}_consumer_lag",
             "Messages of a partition this worker reads that it has not handled yet "
-            "(log end offset minus committed offset); 0 at rest.",
+            "(log end offset minus committed offset; changelogs left out); 0 at rest.",
             labels=("topic", "partition"),
         )
         for (topic, partition), behind in sorted(consumer_lag(self.pipeline.app).items()):

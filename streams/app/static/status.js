@@ -20,6 +20,10 @@ function num(field, value, cls) {
   return el("span", {"data-field": field, class: cls}, value ?? 0);
 }
 
+function count(outcome, value, cls) {  // one evaluator's count: apart from the run counts
+  return el("span", {"data-eval": outcome, class: cls}, value ?? 0);
+}
+
 function evaluations(request) {
   const cell = el("td", {class: "evals num"});
   const names = Object.keys(request.evaluations || {}).sort();
@@ -27,8 +31,8 @@ function evaluations(request) {
   for (const name of names) {
     const counts = request.evaluations[name];
     const line = el("div", {"data-evaluator": name}, name + ": ",
-                    num("succeeded", counts.succeeded), " ok");
-    if (counts.failed) line.append(" · ", num("failed", counts.failed, "failed"), " failed");
+                    count("succeeded", counts.succeeded), " ok");
+    if (counts.failed) line.append(" · ", count("failed", counts.failed, "failed"), " failed");
     cell.append(line);
   }
   return cell;
@@ -62,7 +66,7 @@ function row(request) {
       el("div", {class: "id muted"}, request.experiment_id)),
     state,
     el("td", {class: "num"}, num("done", done), " / ", num("total", total),
-       el("div", {class: "bar"}, el("span", {style: "width:" + share + "%"}))),
+       el("div", {class: "bar bar-" + request.state}, el("span", {style: "width:" + share + "%"}))),
     el("td", {class: "num"}, num("succeeded", request.succeeded)),
     el("td", {class: "num"}, num("failed", request.failed, request.failed ? "failed" : "")),
     el("td", {class: "num", title: "already done + skipped + dead-lettered"}, num("other", other)),

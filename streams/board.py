@@ -25,6 +25,8 @@ from streams.events import Outcome, RequestState, StatusEvent
 
 #: ended requests a board keeps by default
 RECENT = 50
+#: requests not ended a board keeps at most: one whose coordinator vanished never ends
+ACTIVE = 1000
 #: the per-pair outcomes of a summary, all counted as done
 PAIR_OUTCOMES = tuple(o.value for o in Outcome)
 
@@ -56,9 +58,10 @@ def is_final(state: str | RequestState | None) -> bool:
 class Board:
     """The latest status of each request, active ones all kept, ended ones the ``recent`` last."""
 
-    def __init__(self, recent: int = RECENT) -> None:
+    def __init__(self, recent: int = RECENT, active: int = ACTIVE) -> None:
         self.recent = recent
-        self._active: dict[str, StatusEvent] = {}
+        self.active = active
+        self._active: OrderedDict[str, StatusEvent] = OrderedDict()
         self._ended: OrderedDict[str, StatusEvent] = OrderedDict()
         self.events = 0  # status events read (the page shows it; tests wait on it)
 
@@ -74,7 +77,10 @@ class Board:
             while len(self._ended) > self.recent:
                 self._ended.popitem(last=False)
         else:
-            self._active[rid] = status
+            self._active.pop(rid, None)
+            self._active[rid] = status  # the latest heard of last: the first to go is silent
+            while len(self._active) > self.active:
+                self._active.popitem(last=False)
 
     def statuses(self) -> list[StatusEvent]:
         return [*self._active.values(), *self._ended.values()]

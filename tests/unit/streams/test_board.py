@@ -35,6 +35,15 @@ def test_active_requests_are_all_kept_and_only_the_recent_ended_ones():
     assert sorted(ids[4:]) == ["done3", "done4"]
 
 
+def test_a_request_that_never_ends_is_dropped_once_too_many_others_were_heard_of():
+    board = Board(active=2)
+    board.add(status("abandoned", "running"))
+    board.add(status("a", "running"))
+    board.add(status("b", "running"))
+    board.add(status("a", "running"))
+    assert sorted(r["request_id"] for r in board.rows()) == ["a", "b"]
+
+
 def test_the_workers_own_summary_replaces_the_last_progress_event():
     board = Board()
     board.add(status("r1", "running", incomplete_at_start=8, succeeded=1))

@@ -44,7 +44,8 @@ def row(summary: Mapping[str, Any], *, source: str, message: str | None = None,
     if message is not None:
         data["message"] = message
     if updated_at is not None:
-        data["updated_at"] = updated_at.isoformat() if isinstance(updated_at, datetime) else updated_at
+        is_time = isinstance(updated_at, datetime)
+        data["updated_at"] = updated_at.isoformat() if is_time else updated_at
     return data
 
 

@@ -8,8 +8,8 @@ share or collide on a series.
     >>> m.count(Outcome.SUCCEEDED, team="search", task="answer"); m.count(Outcome.FAILED)
     >>> m.snapshot()["runs"]["succeeded"], m.snapshot()["failures"]
     (1, 1)
-    >>> m.registry.get_sample_value(
-    ...     "phoenix_resume_runs_total", {"team": "search", "task": "answer", "outcome": "succeeded"})
+    >>> labels = {"team": "search", "task": "answer", "outcome": "succeeded"}
+    >>> m.registry.get_sample_value("phoenix_resume_runs_total", labels)
     1.0
 """
 

@@ -70,7 +70,8 @@ async def cell(page: Page, rid: str, field: str, evaluator: str | None = None) -
     leaves out a count of 0 failures)."""
     if evaluator is None:
         return await page.locator(f'{ROW.format(rid=rid)} [data-field="{field}"]').inner_text()
-    found = page.locator(f'{ROW.format(rid=rid)} [data-evaluator="{evaluator}"] [data-eval="{field}"]')
+    scope = f'{ROW.format(rid=rid)} [data-evaluator="{evaluator}"]'
+    found = page.locator(f'{scope} [data-eval="{field}"]')
     return await found.inner_text() if await found.count() else "0"
 
 

@@ -636,7 +636,8 @@ BREAKAGES = [
     ("dockerfile", DOCKERFILE, "-c constraints.txt .", "-c constraints.txt '.[dev]'"),
     ("dockerfile", DOCKERFILE, "USER app", "USER root"),
     ("prometheus", PROMETHEUS_CONFIG, '"evaluator-worker:6067"', '"evaluator-worker:6066"'),
-    ("prometheus", PROMETHEUS_CONFIG, '["task-worker:6066"]', '["task-worker:6066", "phoenix:6006"]'),
+    ("prometheus", PROMETHEUS_CONFIG, '["task-worker:6066"]',
+     '["task-worker:6066", "phoenix:6006"]'),
     ("prometheus", PROMETHEUS_CONFIG, "metrics_path: /metrics", "metrics_path: /metrics.json"),
     ("prometheus", COMPOSE, '    profiles: ["monitoring"]\n', ""),
     ("prometheus", COMPOSE, "prometheus.yml:/etc/prometheus/prometheus.yml:ro",
@@ -644,8 +645,8 @@ BREAKAGES = [
     ("prometheus", COMPOSE, "./deploy/prometheus.yml:", "./deploy/prom.yml:"),
     ("prometheus", COMPOSE, '"9090:9090"', '"9090:9091"'),
     ("prometheus", COMPOSE, "127.0.0.1:9090/-/ready", "127.0.0.1:9090/metrics"),
-    ("prometheus", COMPOSE, "      evaluator-worker:\n        condition: service_healthy\n    restart",
-     "    restart"),
+    ("prometheus", COMPOSE,
+     "      evaluator-worker:\n        condition: service_healthy\n    restart", "    restart"),
 ]
 
 

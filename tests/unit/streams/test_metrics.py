@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
 from streams.context import Context, Tables
-from streams.events import Outcome, RequestState, ResumeRequest, StatusEvent
 from streams.evaluators import EvaluatorRegistry
+from streams.events import Outcome, RequestState, ResumeRequest, StatusEvent
 from streams.metrics import Metrics
 from streams.registry import TaskRegistry
 from streams.steps import Steps
@@ -49,7 +49,8 @@ def test_counters_follow_the_naming_conventions_and_carry_their_labels() -> None
         {"team": "search", "task": "answer"}.items()))] == 1
     assert ("phoenix_resume_task_duration_seconds_count", frozenset(
         {"team": "default", "task": "answer"}.items())) not in found
-    assert found[("phoenix_resume_dead_letters_total", frozenset({"reason": "phoenix"}.items()))] == 1
+    letters = ("phoenix_resume_dead_letters_total", frozenset({"reason": "phoenix"}.items()))
+    assert found[letters] == 1
     assert m.dead_letters == 1 and m.snapshot()["failures"] == 1
 
 

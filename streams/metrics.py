@@ -111,7 +111,10 @@ class Series:
             ("team",),
         )
         gauge = Gauge(
-            f"{PREFIX}_runs_in_flight", "Tasks running on this worker now.", registry=registry
+            f"{PREFIX}_runs_in_flight",
+            "Work items this worker took up and has not finished: running, waiting for a task "
+            "slot, or being recorded in Phoenix.",
+            registry=registry,
         )
         gauge.set_function(in_flight)
 

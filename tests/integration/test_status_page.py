@@ -111,6 +111,7 @@ async def test_the_status_page_follows_a_running_request_to_phoenixs_numbers(
                 arg=rid, timeout=120_000,
             )
             seen_running = await cell(page, rid, "state")
+            await page.screenshot(path=str(tmp_path / "status-page-running.png"), full_page=True)
             await page.wait_for_selector(
                 f'#recent {ROW.format(rid=rid)} .state-complete', timeout=180_000
             )

@@ -74,13 +74,15 @@ class Series:
             ("team", "evaluator", "outcome"),
         )
         self.task_seconds = latency(
-            "task_duration_seconds",
-            "Time to run a task and record its run in Phoenix (skipped items excluded).",
+            "task_latency_seconds",
+            "From taking up a work item to its run recorded in Phoenix: waiting for a task "
+            "slot, running the task, posting the run (skipped items excluded).",
             ("team", "task"),
         )
         self.evaluation_seconds = latency(
-            "evaluation_duration_seconds",
-            "Time to run an evaluator and record its result in Phoenix (skipped excluded).",
+            "evaluation_latency_seconds",
+            "From taking up an evaluation to its result recorded in Phoenix, the wait for an "
+            "evaluator slot included (skipped ones excluded).",
             ("team", "evaluator"),
         )
         self.dead_letters = counter(

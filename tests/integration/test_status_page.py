@@ -204,8 +204,8 @@ async def test_prometheus_reads_the_metrics_and_they_agree_with_phoenix(
     runs = metrics["phoenix_resume_runs_total"]
     assert runs[(("outcome", "succeeded"), *run)] == truth["succeeded"]
     assert runs[(("outcome", "failed"), *run)] == truth["failed"] > 0
-    assert metrics["phoenix_resume_task_duration_seconds_count"][run] == examples
-    assert metrics["phoenix_resume_task_duration_seconds_sum"][run] >= (
+    assert metrics["phoenix_resume_task_latency_seconds_count"][run] == examples
+    assert metrics["phoenix_resume_task_latency_seconds_sum"][run] >= (
         examples * watched.PACE_SECONDS
     )
     evaluations = metrics["phoenix_resume_evaluations_total"]

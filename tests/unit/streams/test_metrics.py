@@ -45,9 +45,9 @@ def test_counters_follow_the_naming_conventions_and_carry_their_labels() -> None
     assert found[("phoenix_resume_evaluations_total", frozenset(
         {"team": "search", "evaluator": "exact", "outcome": "failed"}.items()))] == 1
     # A skipped item ran nothing: it is not a latency sample.
-    assert found[("phoenix_resume_task_duration_seconds_count", frozenset(
+    assert found[("phoenix_resume_task_latency_seconds_count", frozenset(
         {"team": "search", "task": "answer"}.items()))] == 1
-    assert ("phoenix_resume_task_duration_seconds_count", frozenset(
+    assert ("phoenix_resume_task_latency_seconds_count", frozenset(
         {"team": "default", "task": "answer"}.items())) not in found
     letters = ("phoenix_resume_dead_letters_total", frozenset({"reason": "phoenix"}.items()))
     assert found[letters] == 1
@@ -109,7 +109,7 @@ async def test_the_series_agree_with_the_summary_of_a_request_run_in_memory() ->
     run = {"team": "default", "task": "answer"}
     assert get("phoenix_resume_runs_total", {**run, "outcome": "succeeded"}) == summary.succeeded
     assert get("phoenix_resume_runs_total", {**run, "outcome": "failed"}) == summary.failed == 2
-    assert get("phoenix_resume_task_duration_seconds_count", run) == sum(calls.values()) == 7
+    assert get("phoenix_resume_task_latency_seconds_count", run) == sum(calls.values()) == 7
     evaluated = summary.evaluations["has-n"]["succeeded"]
     assert get("phoenix_resume_evaluations_total",
                {"team": "default", "evaluator": "has-n", "outcome": "succeeded"}) == evaluated

@@ -67,7 +67,7 @@ async def test_metrics_are_prometheus_text_and_the_json_view_moved_aside(served)
     [sample] = families["phoenix_resume_runs"].samples
     assert sample.name == "phoenix_resume_runs_total" and sample.value == 1
     for name in ("phoenix_resume_consumer_lag", "phoenix_resume_phoenix_retries",
-                 "phoenix_resume_watchdog_reconciles", "phoenix_resume_task_duration_seconds",
+                 "phoenix_resume_watchdog_reconciles", "phoenix_resume_task_latency_seconds",
                  "phoenix_resume_requests_active"):
         assert name in families, name
     report = await (await client.get("/metrics.json")).json()

@@ -49,9 +49,12 @@ class StatusFeed(Service):
         await consumer.start()
         tps: list[TopicPartition] = []
         while not self.should_stop and not tps:
-            await consumer._client.force_metadata_update()
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                            or ())]
+            try:
+                await consumer._client.force_metadata_update()
+            except Exception as exc:  # the page waits for the broker; the worker goes on
+                log.warning("status board: no metadata for %s yet: %s", topic, exc)
+            partitions = consumer.partitions_for_topic(topic) or ()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             if not tps:
                 await self.sleep(RETRY_SECONDS)
         if not tps:

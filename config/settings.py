@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     )
     app_id: str = Field(default="phoenix-resume", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     topic_prefix: str = Field(default="phoenix-resume.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    status_mirror_topic: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Also publish every status event here: a one-shot run's private worker "
+        "names the deployment's status topic, so `status` and the status pages show the run.",
+    )
     control_partitions: int = Field(default=4, ge=1, le=1024)
     work_partitions: int = Field(default=8, ge=1, le=1024)
     event_partitions: int = Field(default=4, ge=1, le=1024)

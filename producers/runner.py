@@ -47,6 +47,8 @@ def isolated(settings: Settings) -> Settings:
         update={
             "app_id": f"{settings.app_id}-run-{run_id}",
             "topic_prefix": f"{settings.topic_prefix}run-{run_id}.",
+            # The deployment's `status` and status pages see the run (its own topic goes).
+            "status_mirror_topic": settings.topics.status,
         }
     )
 

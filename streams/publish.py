@@ -159,6 +159,7 @@ class Publisher:
                 extra={"request_id": status.request_id, "experiment_id": status.experiment_id,
                        "team": status.summary.get("team")},
             )
+            self.metrics.status(status)
             await send("status", status.experiment_id, status, headers)
         if effects.durable:
             try:
@@ -173,7 +174,7 @@ class Publisher:
             "dead letter from %s[%s]@%s: %s: %s", origin.topic, origin.partition,
             origin.offset, letter.reason, letter.error[:500],
         )
-        self.metrics.dead_letters += 1
+        self.metrics.dead_lettered(letter.reason)
         for limit in (self.letter_bytes, LAST_RESORT_BYTES):
             cut = truncated(letter, limit)
             try:

@@ -124,6 +124,10 @@ class TeamDirectory:
     def retries(self) -> int:
         return sum(c.retries for c in self._clients.values())
 
+    def retries_by_team(self) -> dict[str, int]:
+        """Phoenix HTTP retries so far, per team whose client exists."""
+        return {name: client.retries for name, client in self._clients.items()}
+
     def flush(self) -> None:
         for tracing in self._tracing.values():
             tracing.flush()

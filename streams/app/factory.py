@@ -127,6 +127,6 @@ def create_app(
     if runs_tasks:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
     if web:
-        register_views(pipeline)
+        register_views(pipeline, role.value)
     app.add_dependency(_Resources(context))
     return pipeline

@@ -28,6 +28,8 @@ class Topics:
     completed_runs: TopicT
     status: TopicT
     dead_letters: TopicT
+    #: where status events are published a second time (``Settings.status_mirror_topic``)
+    status_mirror: TopicT | None = None
 
 
 def codec_for(model: object, settings: Settings) -> PydanticCodec:
@@ -61,4 +63,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         completed_runs=topic(names.completed_runs, CompletedRun, settings.event_partitions),
         status=topic(names.status, StatusEvent, settings.event_partitions),
         dead_letters=topic(names.dead_letters, None, settings.event_partitions),
+        status_mirror=(
+            topic(settings.status_mirror_topic, StatusEvent, settings.event_partitions)
+            if settings.status_mirror_topic else None
+        ),
     )

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help venv test test-unit test-integration demo stack-up stack-down stack-status bench lock clean
+.PHONY: help venv browser test test-unit test-integration demo stack-up stack-down stack-status bench lock clean
 
 help:
 	@echo "make demo        run the resume pipeline end to end on the local stack"
@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
+
+# Headless Chromium for the status-page test, from Debian's packages (the test session installs
+# it too when it is missing; Playwright's own browser download is never used).
+browser:
+	@bash scripts/chromium.sh
 
 test: venv
 	$(PY) -m pytest

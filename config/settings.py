@@ -40,6 +40,15 @@ class TopicNames(BaseModel):
     #: one-shot runs' per-experiment leases (see producers.lease)
     leases: str
 
+    @classmethod
+    def for_prefix(cls, prefix: str) -> TopicNames:
+        """Every name is the prefix and the field's name in kebab case.
+
+        >>> TopicNames.for_prefix("p.").completed_runs
+        'p.completed-runs'
+        """
+        return cls(**{name: prefix + name.replace("_", "-") for name in cls.model_fields})
+
 
 class TeamConfig(BaseModel):
     """One team: its Phoenix server, where its key is, what it may run, how much at once."""
@@ -103,6 +112,33 @@ def parse_header_list(raw: str | None) -> dict[str, str]:
     return headers
 
 
+def read_teams(data: Any) -> Any:
+    """Teams from RESUME_TEAMS_FILE, and each team's key from its named variable: read here,
+    once, so nothing below config/ touches the environment."""
+    if not isinstance(data, dict):
+        return data
+    path = data.get("teams_file")
+    if path and not data.get("teams"):
+        try:
+            data = {**data, "teams": json.loads(Path(path).read_text())}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read RESUME_TEAMS_FILE {path}: {exc}") from None
+    teams = data.get("teams")
+    if isinstance(teams, str):
+        teams = json.loads(teams)
+    if isinstance(teams, dict):
+        resolved = {}
+        for name, team in teams.items():
+            if isinstance(team, dict) and team.get("api_key_env") and "api_key" not in team:
+                env_name = team["api_key_env"]
+                if env_name not in os.environ:
+                    raise ValueError(f"team {name!r}: its API key variable {env_name} is not set")
+                team = {**team, "api_key": os.environ[env_name]}
+            resolved[name] = team
+        data = {**data, "teams": resolved}
+    return data
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run against the local stack."""
 
@@ -150,6 +186,12 @@ class Settings(BaseSettings):
     )
     app_id: str = Field(default="phoenix-resume", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     topic_prefix: str = Field(default="phoenix-resume.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    status_mirror_topic: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Also publish every status event here: a one-shot run's private worker "
+        "names the deployment's status topic, so `status` and the status pages show the run.",
+    )
     control_partitions: int = Field(default=4, ge=1, le=1024)
     work_partitions: int = Field(default=8, ge=1, le=1024)
     event_partitions: int = Field(default=4, ge=1, le=1024)
@@ -161,22 +203,18 @@ class Settings(BaseSettings):
         default=10.0, ge=6, description="How long the group waits for a silent (dead) worker."
     )
     kafka_heartbeat_interval_seconds: float = Field(
-        default=3.0,
-        gt=0,
-        description="How often a worker tells the group it is alive (at most a third of the "
-        "session timeout: see heartbeat_seconds).",
+        default=3.0, gt=0, description="How often a worker tells the group it is alive."
     )
-    kafka_group_instance_id: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9._-]{1,200}$",
-        description="Static group membership: a worker restarted under the same id (a "
-        "StatefulSet pod name) gets its partitions back without a group-wide rebalance.",
-    )
-    drain_seconds: float = Field(
-        default=25.0,
-        gt=0,
-        description="On SIGTERM or a rebalance, how long running tasks may finish before "
-        "their work is handed over (Kubernetes' default grace period is 30 s).",
+    # Static membership: a worker restarted under the same id (a StatefulSet pod's name) gets
+    # its partitions back without a group-wide rebalance.
+    kafka_group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    # On SIGTERM or a rebalance, how long running tasks may finish before their work is handed
+    # over (Kubernetes' default grace period is 30 s).
+    drain_seconds: float = Field(default=25.0, gt=0)
+    runner: Literal["auto", "local", "kafka"] = Field(
+        default="auto",
+        description="Where one-shot runs (run, evaluate, the Python API) run: in this process "
+        "(local), through the broker (kafka), or local unless KAFKA_BOOTSTRAP_SERVERS is set.",
     )
     kafka_fetch_max_wait_ms: int = Field(
         default=100,
@@ -206,6 +244,21 @@ class Settings(BaseSettings):
     )
     task_concurrency: int = Field(default=5, ge=1, le=1000)
     task_timeout_seconds: float = Field(default=300.0, gt=0)
+    task_retries: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Attempts after a task raises (or times out) before its run is recorded "
+        "as failed; Phoenix's client (and this project's API and CLI) use 3.",
+    )
+    rate_limit_retries: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Attempts after a function's rate_limit_errors, each after a backoff.",
+    )
+    rate_limit_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    rate_limit_backoff_max_seconds: float = Field(default=30.0, gt=0)
     task_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Modules imported by workers for their @task/@evaluator."
     )
@@ -254,6 +307,42 @@ class Settings(BaseSettings):
     def _split_modules(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        """Every entry ``host:port``, so a typo fails here with its name, not deep in a client."""
+        entries = [h.strip() for h in value.split(",") if h.strip()]
+        if not entries:
+            raise ValueError(
+                "KAFKA_BOOTSTRAP_SERVERS is empty: give one or more host:port, comma-separated"
+            )
+        for entry in entries:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"KAFKA_BOOTSTRAP_SERVERS entry {entry!r} is not host:port "
+                    "(for example 127.0.0.1:9092)"
+                )
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        """Every entry ``host:port``, so a typo fails here with its name, not deep in a client."""
+        entries = [h.strip() for h in value.split(",") if h.strip()]
+        if not entries:
+            raise ValueError(
+                "KAFKA_BOOTSTRAP_SERVERS is empty: give one or more host:port, comma-separated"
+            )
+        for entry in entries:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"KAFKA_BOOTSTRAP_SERVERS entry {entry!r} is not host:port "
+                    "(for example 127.0.0.1:9092)"
+                )
+        return value
+
     @field_validator("phoenix_host")
     @classmethod
     def _check_host(cls, value: str) -> str:
@@ -271,32 +360,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _read_teams(cls, data: Any) -> Any:
-        """Teams from RESUME_TEAMS_FILE, and each team's key from its named variable: read
-        here, once, so nothing below config/ touches the environment."""
-        if not isinstance(data, dict):
-            return data
-        path = data.get("teams_file")
-        if path and not data.get("teams"):
-            try:
-                data = {**data, "teams": json.loads(Path(path).read_text())}
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"cannot read RESUME_TEAMS_FILE {path}: {exc}") from None
-        teams = data.get("teams")
-        if isinstance(teams, str):
-            teams = json.loads(teams)
-        if isinstance(teams, dict):
-            resolved = {}
-            for name, team in teams.items():
-                if isinstance(team, dict) and team.get("api_key_env") and "api_key" not in team:
-                    env_name = team["api_key_env"]
-                    if env_name not in os.environ:
-                        raise ValueError(
-                            f"team {name!r}: its API key variable {env_name} is not set"
-                        )
-                    team = {**team, "api_key": os.environ[env_name]}
-                resolved[name] = team
-            data = {**data, "teams": resolved}
-        return data
+        return read_teams(data)
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:
@@ -330,8 +394,25 @@ class Settings(BaseSettings):
     @property
     def kafka_broker_url(self) -> str:
         """The bootstrap servers in Faust's ``kafka://host:port;host:port`` form."""
-        hosts = [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
-        return ";".join(f"kafka://{h}" for h in hosts)
+        return ";".join(f"kafka://{h}" for h in self.kafka_hosts)
+
+    @property
+    def kafka_configured(self) -> bool:
+        """Whether a broker address was given (environment or argument), not just defaulted."""
+        return "kafka_bootstrap_servers" in self.model_fields_set
+
+    @property
+    def one_shot_runner(self) -> Literal["local", "kafka"]:
+        """The runner a one-shot request uses: ``auto`` needs no broker unless one is named.
+
+        >>> Settings().one_shot_runner, Settings(kafka_bootstrap_servers="k:9092").one_shot_runner
+        ('local', 'kafka')
+        >>> Settings(kafka_bootstrap_servers="k:9092", runner="local").one_shot_runner
+        'local'
+        """
+        if self.runner != "auto":
+            return self.runner
+        return "kafka" if self.kafka_configured else "local"
 
     @property
     def kafka_hosts(self) -> list[str]:
@@ -348,17 +429,7 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> TopicNames:
-        p = self.topic_prefix
-        return TopicNames(
-            requests=f"{p}requests",
-            control=f"{p}control",
-            work=f"{p}work",
-            evaluations=f"{p}evaluations",
-            completed_runs=f"{p}completed-runs",
-            status=f"{p}status",
-            dead_letters=f"{p}dead-letters",
-            leases=f"{p}leases",
-        )
+        return TopicNames.for_prefix(self.topic_prefix)
 
     @property
     def effective_worker_url(self) -> str:

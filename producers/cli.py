@@ -12,26 +12,36 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 from pydantic import ValidationError
 
 from config import Settings, load_settings
+from producers.dryrun import dry_run_summary
 from producers.errors import ResumeError
 from producers.kafka import RequestPublisher, StatusFollower
-from producers.logs import log_handler
-from producers.progress import ProgressPrinter, format_summary
+from producers.logs import library_threshold, log_handler
+from producers.progress import Progress, ProgressPrinter, format_summary, summary_block
+from producers.result import ResumeResult
 from producers.runner import raise_for_final, run_request
+from producers.waiting import wait_for_final
 from streams.app.startup import prepare_kafka
 from streams.errors import PhoenixResumeError
 from streams.evaluators import default_evaluators
-from streams.events import ResumeRequest
+from streams.events import ResumeRequest, StatusEvent
 from streams.kafka.admin import ensure_topics
 from streams.kafka.connection import check_kafka
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIMEOUT_SECONDS, DEFAULT_RETRIES = 60, 3
+ONE_SHOT_PROGRESS_EVERY = 5
+RUNNERS = ("auto", "local", "kafka")
+RUNNER_HELP = (
+    "local: in this process, no broker; kafka: through the broker; auto (default, or "
+    "RESUME_RUNNER): local unless KAFKA_BOOTSTRAP_SERVERS is set"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,21 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--stop-on-first-error", action="store_true")
     request.add_argument("--team")
     request.add_argument("--wait", action="store_true", help="follow the request to its end")
+    request.add_argument(
+        "--timeout", type=float, metavar="SECONDS",
+        help="with --wait: give up after this long (WaitTimeoutError, exit 1)",
+    )
 
     run = sub.add_parser("run", help="resume in this process (one-shot, like the seed)")
     run.add_argument("experiment_id")
     run.add_argument("--task", required=True, help="MODULE:FUNC")
     run.add_argument("--evaluator", action="append", default=[], help="MODULE:FUNC (repeatable)")
-    run.add_argument("--concurrency", type=int, default=5)
-    run.add_argument("--stop-on-first-error", action="store_true")
+    _one_shot_options(run)
 
     evaluate = sub.add_parser(
         "evaluate", help="run evaluators where evaluations are missing (one-shot, like the seed)"
     )
     evaluate.add_argument("experiment_id")
     evaluate.add_argument("--evaluator", action="append", required=True, help="MODULE:FUNC")
-    evaluate.add_argument("--concurrency", type=int, default=5)
-    evaluate.add_argument("--stop-on-first-error", action="store_true")
+    _one_shot_options(evaluate)
 
     letters = sub.add_parser("dead-letters", help="list (and replay) the dead-letter topic")
     letters.add_argument("--reason", help="only letters with this reason (invalid, oversized, phoenix)")
@@ -76,7 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--position", action="append", default=[], metavar="PARTITION:OFFSET",
         help="only these letters (repeatable)",
     )
-    letters.add_argument("--replay", action="store_true", help="publish them to their source again")
+    action = letters.add_mutually_exclusive_group()
+    action.add_argument("--replay", action="store_true", help="publish them to their source again")
+    action.add_argument(
+        "--drop", action="store_true", help="mark them handled: listing hides them from now on"
+    )
+    letters.add_argument(
+        "--all", action="store_true", help="list handled (dropped or replayed) letters too"
+    )
 
     status = sub.add_parser(
         "status", help="an experiment's requests; without an id, every active request"
@@ -88,6 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_shot_options(parser: argparse.ArgumentParser) -> None:
+    """``run`` and ``evaluate``: the controls of Phoenix's client, with its defaults."""
+    parser.add_argument("--concurrency", type=int, default=5)
+    parser.add_argument("--stop-on-first-error", action="store_true")
+    parser.add_argument("--runner", choices=RUNNERS, help=RUNNER_HELP)
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
+        help=f"per task or evaluator call (default {DEFAULT_TIMEOUT_SECONDS}, as Phoenix's client)",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=DEFAULT_RETRIES,
+        help=f"calls after a task raises (default {DEFAULT_RETRIES}, as Phoenix's client)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="say how many runs and evaluations would run; run and write nothing",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -95,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"phoenix-resume: invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(level=settings.log_level, handlers=[log_handler(settings.log_format)])
+    logging.basicConfig(level=settings.log_level, handlers=[_handler(settings)])
     command = {
         "worker": _worker,
         "request": _request,
@@ -112,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except ResumeError as exc:
         if exc.summary:
-            print(format_summary(exc.summary))
+            print(summary_block(exc.summary))
         print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except PhoenixResumeError as exc:  # every other named error: Kafka, Phoenix, topics
@@ -122,15 +160,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _handler(settings: Settings) -> logging.Handler:
+    """Our log handler, holding the libraries to what the asked-for level lets through."""
+    explicit = "log_level" in settings.model_fields_set
+    return log_handler(settings.log_format, library_threshold(settings.log_level, explicit))
+
+
+def _progress(progress: Progress) -> Callable[[StatusEvent], None]:
+    """Phoenix's lines on stdout, with bars on a terminal; where none is attached, lifecycle
+    lines on stderr instead of the bars."""
+    if progress.show_bars:
+        return progress
+    lines = ProgressPrinter()
+
+    def both(status: StatusEvent) -> None:
+        progress(status)
+        lines(status)
+
+    return both
+
+
+def _finish(progress: Progress, summary: dict) -> int:
+    progress.close()
+    progress.finish(summary, always_block=True)
+    return EXIT_OK
+
+
+def worker_banner(settings: Settings, role: str, tasks: list[str], evaluators: list[str]) -> str:
+    """What a worker is, said first: its role, what it can run, where it is."""
+    hint = " (none: set RESUME_TASK_MODULES or --task-module)"
+    return "\n".join(
+        [
+            f"phoenix-resume worker: role {role}",
+            f"  tasks: {', '.join(tasks) if tasks else 'none' + hint}",
+            f"  evaluators: {', '.join(evaluators) if evaluators else 'none'}",
+            f"  consumer group: {settings.app_id}",
+            f"  topics prefix: {settings.topic_prefix!r} ({settings.topics.requests}, ...)",
+            f"  web: http://{settings.web_host}:{settings.web_port} "
+            f"(listening on {settings.web_bind}; /experiments/{{id}}, /metrics)",
+        ]
+    )
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from streams.app import Role, create_app
 
+    # Task modules are named relative to where you stand, as for ``run``.
+    sys.path.insert(0, os.getcwd())
     import_modules([*settings.task_modules, *args.task_module])
     pipeline = create_app(settings, role=Role(args.role))
     asyncio.run(prepare_kafka(pipeline))  # a wrong password or address fails here, clearly
-    pipeline.app.conf.loghandlers = [log_handler(settings.log_format)]
+    print(worker_banner(settings, args.role, default_tasks.names(), default_evaluators.names()),
+          file=sys.stderr, flush=True)
+    pipeline.app.conf.loghandlers = [_handler(settings)]
     worker = faust.Worker(
         pipeline.app,
         loglevel=settings.log_level.lower(),
@@ -155,6 +239,10 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
         team=args.team,
     )
 
+    if args.timeout is not None and not args.timeout > 0:
+        print("phoenix-resume: --timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_USAGE
+
     async def publish() -> dict | None:
         await check_kafka(settings)
         await ensure_topics(settings)
@@ -164,40 +252,70 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
                 return None
             async with StatusFollower(settings) as follower:
                 await publisher.publish(request)
-                printer = ProgressPrinter()
-                async for status in follower.follow(request.request_id):
-                    printer(status)
-                    final = status
+                print(f"request_id={request.request_id}", file=sys.stderr, flush=True)
+                final = await wait_for_final(
+                    follower, request, _progress(progress), timeout=args.timeout,
+                    notice=lambda text: print(f"phoenix-resume: {text}", file=sys.stderr,
+                                              flush=True),
+                )
                 return raise_for_final(final)
 
-    summary = asyncio.run(publish())
+    progress = Progress(show_bars=sys.stderr.isatty())
+    try:
+        summary = asyncio.run(publish())
+    finally:
+        progress.close()
     if summary is None:
         print(f"request_id={request.request_id}")
-    else:
-        print(format_summary(summary))
-    return EXIT_OK
+        return EXIT_OK
+    return _finish(progress, summary)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    """``run`` and ``evaluate``: a private worker in this process runs one request."""
+    """``run`` and ``evaluate``: one request run in this process (embedded or on Kafka)."""
     if args.concurrency < 1:
         print("phoenix-resume: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.timeout > 0 or args.retries < 0:
+        option = "--timeout must be a positive number" if not args.timeout > 0 else (
+            "--retries must be at least 0")
+        print(f"phoenix-resume: {option}", file=sys.stderr)
         return EXIT_USAGE
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
     task = resolve_reference(args.task, default_tasks) if args.command == "run" else None
     evaluators = [resolve_reference(ref, default_evaluators) for ref in args.evaluator]
-    settings = settings.model_copy(
-        update={"task_concurrency": args.concurrency, "evaluator_concurrency": args.concurrency}
-    )
+    update: dict[str, object] = {
+        "task_concurrency": args.concurrency,
+        "evaluator_concurrency": args.concurrency,
+        "task_timeout_seconds": args.timeout,
+        "evaluator_timeout_seconds": args.timeout,
+        "task_retries": args.retries,
+        # A private run's status events drive its progress bars: often enough to move.
+        "progress_every": settings.progress_every
+        if "progress_every" in settings.model_fields_set
+        else ONE_SHOT_PROGRESS_EVERY,
+    }
+    if args.runner is not None:
+        update["runner"] = args.runner
+    settings = settings.model_copy(update=update)
     request = ResumeRequest(
         experiment_id=args.experiment_id,
         task=task.name if task is not None else None,
         evaluators=tuple(e.name for e in evaluators),
         stop_on_first_error=args.stop_on_first_error,
     )
-    summary = asyncio.run(run_request(settings, request, on_status=ProgressPrinter()))
-    print(format_summary(summary))
-    return EXIT_OK
+    if args.dry_run:
+        summary = asyncio.run(
+            dry_run_summary(settings, request.experiment_id, request.task, request.evaluators)
+        )
+        Progress.print_dry_run(ResumeResult.from_summary(summary, dry_run=True))
+        return EXIT_OK
+    progress = Progress(show_bars=sys.stderr.isatty())
+    try:
+        summary = asyncio.run(run_request(settings, request, on_status=_progress(progress)))
+    finally:
+        progress.close()
+    return _finish(progress, summary)
 
 
 def _active_requests(settings: Settings) -> int:
@@ -231,13 +349,13 @@ def _active_requests(settings: Settings) -> int:
 
 
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.deadletters import list_dead_letters, replay
+    from producers.deadletters import drop, list_dead_letters, replay
 
     async def act() -> int:
         await check_kafka(settings)
         letters = [
             letter
-            for letter in await list_dead_letters(settings)
+            for letter in await list_dead_letters(settings, include_handled=args.all)
             if (args.reason is None or letter.reason == args.reason)
             and (args.source_topic is None or letter.source_topic == args.source_topic)
             and (not args.position or letter.position in args.position)
@@ -251,6 +369,9 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         if args.replay:
             count = await replay(settings, letters)
             print(f"replayed {count} dead letter(s)", file=sys.stderr)
+        elif args.drop:
+            count = await drop(settings, letters)
+            print(f"dropped {count} dead letter(s): hidden from now on", file=sys.stderr)
         else:
             print(f"{len(letters)} dead letter(s)", file=sys.stderr)
         return EXIT_OK

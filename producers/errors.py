@@ -24,9 +24,27 @@ class TaskAbortedError(ResumeError):
     """``stop_on_first_error`` was set and a task failed; ``summary`` names the example."""
 
 
+class IncompleteError(ResumeError):
+    """Every pair was handled, but some work was dead-lettered and waits for a replay; the
+    message names how many and the command that replays them."""
+
+
 class RequestRejectedError(ResumeError):
     """The deployment refused the request (unknown task or team, invalid values)."""
 
 
 class WaitTimeoutError(ResumeError):
     """The request did not end within the time the caller was willing to wait."""
+
+
+class InvalidArgumentError(PhoenixResumeError, ValueError):
+    """An argument of the Python API (or an option of the CLI) cannot be used; raised before
+    anything runs. ``argument`` names it."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        super().__init__(f"{argument}: {message}")
+
+
+class UnknownArgumentError(InvalidArgumentError, TypeError):
+    """A keyword argument the API does not take (a ``TypeError``, as Python raises it)."""

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config import Settings
 from streams.codec import PydanticCodec, Undecodable
-from streams.events import ResumeRequest, StatusEvent
+from streams.events import CompletedRun, RequestState, ResumeRequest, StatusEvent
 from streams.kafka.connection import connection_options
 from streams.tracing import inject, new_root_context
 
@@ -72,11 +72,23 @@ async def assign_at_end(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> No
 
 
 class StatusFollower:
-    """Reads status events from the end of the status topic (no consumer group, no commits)."""
+    """Reads status events from the end of the status topic (no consumer group, no commits).
 
-    def __init__(self, settings: Settings) -> None:
+    An aborted request ends while the items it had running still finish: their outcomes come
+    after its final status event, and are not reported in status events. So after an aborted
+    final event with items in flight, the follower keeps reading the completed-runs topic
+    until it is quiet for ``settle_seconds`` (at most ``max_linger_seconds``), and its final
+    event counts every pair of the request that ran (:func:`with_late_runs`).
+    """
+
+    def __init__(
+        self, settings: Settings, *, settle_seconds: float = 5.0, max_linger_seconds: float = 60.0
+    ) -> None:
         self.settings = settings
+        self.settle_seconds = settle_seconds
+        self.max_linger_seconds = max_linger_seconds
         self._codec = PydanticCodec(StatusEvent)
+        self._runs = PydanticCodec(CompletedRun)
         self._consumer = AIOKafkaConsumer(
             **connection_options(settings), enable_auto_commit=False, group_id=None
         )
@@ -85,7 +97,8 @@ class StatusFollower:
         await self._consumer.start()
         try:
             # Fixed now, before the request is published, so nothing is missed.
-            await assign_at_end(self._consumer, [self.settings.topics.status])
+            topics = self.settings.topics
+            await assign_at_end(self._consumer, [topics.status, topics.completed_runs])
         except BaseException:
             await self._consumer.stop()
             raise
@@ -96,16 +109,57 @@ class StatusFollower:
 
     async def follow(self, request_id: str) -> AsyncIterator[StatusEvent]:
         """Status events of one request, ending with its final one."""
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
+        ran: dict[tuple[str, int], bool] = {}  # pair -> a successful run was recorded
+        held: StatusEvent | None = None  # an aborted final event, waiting for late runs
+        loop = asyncio.get_running_loop()
+        quiet_at = give_up_at = 0.0
+        while held is None or loop.time() < min(quiet_at, give_up_at):
+            batches = await self._consumer.getmany(timeout_ms=200 if held else 500)
+            for tp, messages in batches.items():
                 for message in messages:
+                    if tp.topic == self.settings.topics.completed_runs:
+                        run = self._runs.loads(message.value)
+                        if not isinstance(run, Undecodable) and run.request_id == request_id:
+                            pair = (run.dataset_example_id, run.repetition)
+                            ran[pair] = ran.get(pair, False) or run.succeeded
+                            quiet_at = loop.time() + self.settle_seconds
+                        continue
                     status = self._codec.loads(message.value)
                     if isinstance(status, Undecodable) or status.request_id != request_id:
+                        continue
+                    if held is not None:
+                        continue
+                    if status.state is RequestState.ABORTED and status.summary.get("in_flight"):
+                        held = status
+                        quiet_at = loop.time() + self.settle_seconds
+                        give_up_at = loop.time() + self.max_linger_seconds
                         continue
                     yield status
                     if status.state.is_final:
                         return
+        yield held.model_copy(update={"summary": with_late_runs(held.summary, ran)})
+
+
+def with_late_runs(summary: dict[str, Any], ran: dict[tuple[str, int], bool]) -> dict[str, Any]:
+    """``summary`` counting the runs recorded for its request that it has not counted yet
+    (those still running when the request was aborted).
+
+    >>> s = {"finished": 1, "failed": 1, "succeeded": 0, "in_flight": 4}
+    >>> with_late_runs(s, {("e1", 1): False, ("e2", 1): False, ("e3", 1): True})
+    {'finished': 3, 'failed': 2, 'succeeded': 1, 'in_flight': 2}
+    """
+    succeeded = sum(ran.values())
+    late_ok = max(0, succeeded - summary.get("succeeded", 0))
+    late_failed = max(0, len(ran) - succeeded - summary.get("failed", 0))
+    if not late_ok and not late_failed:
+        return summary
+    return {
+        **summary,
+        "finished": summary.get("finished", 0) + late_ok + late_failed,
+        "failed": summary.get("failed", 0) + late_failed,
+        "succeeded": summary.get("succeeded", 0) + late_ok,
+        "in_flight": max(0, summary.get("in_flight", 0) - late_ok - late_failed),
+    }
 
 
 async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Any]:

@@ -1,7 +1,11 @@
-"""The one-shot form: run a worker in this process, publish one request, wait for its end.
+"""The one-shot form: run one request to its end in this process, with or without a broker.
 
 This is what ``phoenix-resume run`` and :func:`producers.api.resume_experiment` do. The
-in-process worker uses its own consumer group and topic prefix (``<prefix>run-<id>.``) so a
+settings choose the runner (``RESUME_RUNNER``; ``auto`` is local unless
+``KAFKA_BOOTSTRAP_SERVERS`` is set): the embedded runner (:mod:`streams.local`) drives the
+pipeline's steps on in-process queues and needs only the Phoenix server; the Kafka runner
+starts a private Faust worker in this process and goes through the broker. The private worker
+uses its own consumer group and topic prefix (``<prefix>run-<id>.``) so a
 long-lived deployment on the same cluster never picks up work for a task that exists only in
 this process; those topics are deleted when the run ends.
 """
@@ -18,7 +22,12 @@ from typing import Any
 import faust
 
 from config import Settings
-from producers.errors import RequestRejectedError, TaskAbortedError, TaskFetchError
+from producers.errors import (
+    IncompleteError,
+    RequestRejectedError,
+    TaskAbortedError,
+    TaskFetchError,
+)
 from producers.kafka import RequestPublisher, StatusFollower
 from producers.lease import Holder, experiment_lease
 from streams.app import Pipeline, create_app
@@ -26,6 +35,7 @@ from streams.app.startup import prepare_kafka
 from streams.evaluators import EvaluatorRegistry
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.kafka.admin import delete_topics, ensure_topics
+from streams.local import run_local
 from streams.registry import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -38,6 +48,8 @@ def isolated(settings: Settings) -> Settings:
         update={
             "app_id": f"{settings.app_id}-run-{run_id}",
             "topic_prefix": f"{settings.topic_prefix}run-{run_id}.",
+            # The deployment's `status` and status pages see the run (its own topic goes).
+            "status_mirror_topic": settings.topics.status,
         }
     )
 
@@ -66,9 +78,13 @@ async def publish_and_follow(
     settings: Settings,
     request: ResumeRequest,
     on_status: Callable[[StatusEvent], None] | None = None,
+    *,
+    ensure: bool = True,
 ) -> StatusEvent:
-    """Publish ``request`` and return its final status event."""
-    await ensure_topics(settings)
+    """Publish ``request`` and return its final status event (``ensure=False``: the topics
+    are known to exist, e.g. created by the worker just started)."""
+    if ensure:
+        await ensure_topics(settings)
     final: StatusEvent | None = None
     async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
         await publisher.publish(request)
@@ -91,13 +107,19 @@ async def run_request(
 ) -> dict[str, Any]:
     """Run ``request`` to its end on an in-process worker; return the final summary.
 
-    Raises :class:`TaskFetchError`, :class:`TaskAbortedError` or :class:`RequestRejectedError`
-    when the request ends as failed, aborted or rejected.
+    The summary's ``runner`` says which runner ran it (``local`` or ``kafka``). Raises
+    :class:`TaskFetchError`, :class:`TaskAbortedError` or :class:`RequestRejectedError` when
+    the request ends as failed, aborted or rejected.
     """
+    if settings.one_shot_runner == "local":
+        final = await run_local(
+            settings, request, tasks=tasks, evaluators=evaluators, on_status=on_status
+        )
+        return raise_for_final(final, runner="local")
     # The lease is the deployment's (its prefix and app id), not the private namespace's.
     async with experiment_lease(settings, request.experiment_id, Holder(request.request_id)):
         final = await _run_on_kafka(settings, request, tasks, evaluators, on_status, private)
-    return raise_for_final(final)
+    return raise_for_final(final, runner="kafka")
 
 
 async def _run_on_kafka(
@@ -108,12 +130,14 @@ async def _run_on_kafka(
     on_status: Callable[[StatusEvent], None] | None,
     private: bool,
 ) -> StatusEvent:
+    """Run ``request`` on an in-process Faust worker; its final status event."""
     if private:
         settings = isolated(settings)
     pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)
     try:
         async with running_worker(pipeline):
-            final = await publish_and_follow(settings, request, on_status)
+            # running_worker created every topic of the namespace before the worker started.
+            final = await publish_and_follow(settings, request, on_status, ensure=False)
     finally:
         if private:
             try:
@@ -124,13 +148,16 @@ async def _run_on_kafka(
     return final
 
 
-def raise_for_final(final: StatusEvent) -> dict[str, Any]:
-    summary = final.summary
+def raise_for_final(final: StatusEvent, runner: str | None = None) -> dict[str, Any]:
+    """The final summary (with the ``runner`` that ran it, if given), or the named error."""
+    summary = final.summary if runner is None else {**final.summary, "runner": runner}
     cause = summary.get("cause") or final.message
     if final.state is RequestState.FAILED:
         raise TaskFetchError(f"Failed to fetch incomplete runs from server: {cause}", summary)
     if final.state is RequestState.ABORTED:
         raise TaskAbortedError(f"Task execution stopped: {cause}", summary)
-    if final.state is RequestState.REJECTED:
+    if final.state in (RequestState.REJECTED, RequestState.DUPLICATE):
         raise RequestRejectedError(f"request rejected: {cause}", summary)
+    if final.state is RequestState.INCOMPLETE:
+        raise IncompleteError(final.message, summary)
     return summary

@@ -6,7 +6,11 @@
 #   scripts/stack.sh down     stop everything this script started (idempotent)
 #   scripts/stack.sh status   say what runs
 #   scripts/stack.sh env      print $STACK_DIR/env
-#   scripts/stack.sh restart-kafka   stop the broker, start it on the same data (tests)
+#   scripts/stack.sh restart-kafka   (re)start the broker on its data, running or dead
+#   scripts/stack.sh restart-phoenix (re)start Phoenix on its data, running or dead
+#
+# `up` after a crash (processes gone, data left) starts them again on their data and ports;
+# only `down`, or STACK_FRESH=1 for `up`, throws the data away.
 #
 # `up` prints exactly these lines on stdout (and writes them to $STACK_DIR/env):
 #   KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port>
@@ -32,6 +36,7 @@
 #   PHOENIX_BIN             phoenix executable                  [phoenix]
 #   PHOENIX_START_TIMEOUT   seconds to wait for Phoenix         [120]
 #   STACK_STOP_GRACE        seconds between SIGTERM and SIGKILL on stop [20]
+#   STACK_FRESH             1: `up` wipes data left by a stopped stack instead of reusing it
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -156,6 +161,8 @@ show_log_tail() { # file
 # Components started by *this* invocation of `up`; torn down if `up` fails.
 STARTED_KAFKA=""
 STARTED_PHOENIX=""
+FORMATTED_KAFKA=""  # this invocation created the broker's data (a failed `up` may delete it)
+CREATED_PHOENIX=""  # likewise for Phoenix's working dir
 KAFKA_LINE=""
 PHOENIX_LINE=""
 UP_OK=0
@@ -166,12 +173,12 @@ cleanup_failed_up() {
     if [[ -n "$STARTED_PHOENIX" ]]; then
       stop_group phoenix "$STARTED_PHOENIX"
       rm -f "$PHOENIX_PID_FILE" "$PHOENIX_ADDR_FILE"
-      rm -rf "$STACK_DIR"/phoenix-[0-9]*
+      if [[ -n "$CREATED_PHOENIX" ]]; then rm -rf "$CREATED_PHOENIX"; fi
     fi
     if [[ -n "$STARTED_KAFKA" ]]; then
       stop_group kafka "$STARTED_KAFKA"
       rm -f "$KAFKA_PID_FILE" "$KAFKA_ADDR_FILE"
-      rm -rf "$KAFKA_DATA"
+      if [[ -n "$FORMATTED_KAFKA" ]]; then rm -rf "$KAFKA_DATA"; fi
     fi
     [[ $rc == 0 ]] && rc=1
   fi
@@ -297,16 +304,29 @@ launch_kafka() { # props port jvm... : start the broker on formatted storage and
   done
 }
 
-restart_kafka() { # stop the broker and start it again on the same storage and ports
+kafka_data_ok() { # 0 if $KAFKA_DATA holds a formatted broker we can start again
+  [[ -f "$KAFKA_DATA/server.properties" && -f "$KAFKA_DATA/port" \
+     && -f "$KAFKA_DATA/logs/meta.properties" ]]
+}
+
+restart_kafka() { # stop the broker if it runs, and start it on the same storage and port
+  kafka_data_ok || die "no broker data in $KAFKA_DATA to start again (run: scripts/stack.sh up)"
   local p
-  p="$(running_pid "$KAFKA_PID_FILE" kafka.Kafka)" || die "kafka is not running in $STACK_DIR"
-  stop_group kafka "$p"
+  if p="$(running_pid "$KAFKA_PID_FILE" kafka.Kafka)"; then
+    stop_group kafka "$p"
+  else
+    log "kafka is not running; starting it on its data"
+  fi
+  local port; port="$(cat "$KAFKA_DATA/port")"
+  mkdir -p "$LOG_DIR"
   local java; java="$(java_bin)"
   local libs; libs="$(kafka_libs)"
   local -a jvm
   kafka_jvm "$java" "$libs"
   local t0; t0=$(now_ms)
-  launch_kafka "$KAFKA_DATA/server.properties" "$(cat "$KAFKA_DATA/port")" "${jvm[@]}"
+  launch_kafka "$KAFKA_DATA/server.properties" "$port" "${jvm[@]}"
+  [[ -f "$KAFKA_ADDR_FILE" ]] || echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port" >"$KAFKA_ADDR_FILE"
+  KAFKA_LINE="$(cat "$KAFKA_ADDR_FILE")"
   log "kafka restarted in $(elapsed "$t0") s"
 }
 
@@ -315,6 +335,12 @@ start_kafka() { # sets KAFKA_LINE="KAFKA_BOOTSTRAP_SERVERS=..." (runs in the mai
   if p="$(running_pid "$KAFKA_PID_FILE" kafka.Kafka)"; then
     log "kafka already running (pid $p); reusing it"
     KAFKA_LINE="$(cat "$KAFKA_ADDR_FILE")"; return 0
+  fi
+  if [[ "${STACK_FRESH:-}" != 1 ]] && kafka_data_ok; then
+    # A stack that stopped without `down` (a crash, a reboot): its topics and offsets stay.
+    log "kafka is not running but its data is in $KAFKA_DATA: starting it on that (STACK_FRESH=1 starts afresh)"
+    restart_kafka
+    return 0
   fi
   rm -f "$KAFKA_PID_FILE" "$KAFKA_ADDR_FILE"
 
@@ -349,6 +375,7 @@ listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.secu
   local t1; t1=$(now_ms)
 
   rm -rf "$KAFKA_DATA"
+  FORMATTED_KAFKA=1
   mkdir -p "$KAFKA_DATA/logs" "$LOG_DIR"
   [[ -f "$KAFKA_LOG" ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
   : >"$KAFKA_LOG"
@@ -372,6 +399,8 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Room for oversized messages, so tests can check what an agent does with one.
+message.max.bytes=16777216
 $sasl_props
 EOF
   local -a jvm
@@ -392,6 +421,11 @@ EOF
 }
 
 # --- Phoenix ----------------------------------------------------------------
+phoenix_dir() { # prints the working dir a stopped Phoenix left behind, if exactly one
+  local dirs=("$STACK_DIR"/phoenix-[0-9]*)
+  [[ ${#dirs[@]} == 1 && -d "${dirs[0]}" ]] && echo "${dirs[0]}"
+}
+
 start_phoenix() { # sets PHOENIX_LINE="PHOENIX_HOST=..." (runs in the main shell: no $(...))
   local p
   if p="$(running_pid "$PHOENIX_PID_FILE" phoenix)"; then
@@ -399,18 +433,41 @@ start_phoenix() { # sets PHOENIX_LINE="PHOENIX_HOST=..." (runs in the main shell
     PHOENIX_LINE="$(cat "$PHOENIX_ADDR_FILE")"; return 0
   fi
   rm -f "$PHOENIX_PID_FILE" "$PHOENIX_ADDR_FILE"
+  local wd=""
+  if [[ "${STACK_FRESH:-}" != 1 ]] && wd="$(phoenix_dir)"; then
+    log "phoenix is not running but its data is in $wd: starting it on that (STACK_FRESH=1 starts afresh)"
+    launch_phoenix "${wd##*-}" "$wd"
+    return 0
+  fi
+  local port; port="$(resolve_port phoenix "${PHOENIX_PORT:-6006}" PHOENIX_PORT)"
+  rm -rf "$STACK_DIR"/phoenix-[0-9]*
+  CREATED_PHOENIX="$STACK_DIR/phoenix-$port"
+  launch_phoenix "$port" "$CREATED_PHOENIX"
+}
 
+restart_phoenix() { # stop Phoenix if it runs, and start it on the same working dir and port
+  local wd
+  wd="$(phoenix_dir)" || die "no Phoenix data in $STACK_DIR to start again (run: scripts/stack.sh up)"
+  local p
+  if p="$(running_pid "$PHOENIX_PID_FILE" phoenix)"; then
+    stop_group phoenix "$p"
+  else
+    log "phoenix is not running; starting it on its data"
+  fi
+  rm -f "$PHOENIX_PID_FILE"
+  launch_phoenix "${wd##*-}" "$wd"
+}
+
+launch_phoenix() { # port working-dir: start Phoenix there and wait for it; sets PHOENIX_LINE
+  local port="$1" wd="$2"
   local t0; t0=$(now_ms)
   local bin="${PHOENIX_BIN:-phoenix}"
   command -v "$bin" >/dev/null 2>&1 \
     || die "phoenix executable '$bin' not found: install arize-phoenix (e.g. in the project venv and put its bin/ on PATH), set PHOENIX_BIN, or point PHOENIX_HOST at a running Phoenix"
   command -v curl >/dev/null 2>&1 || die "curl is needed to wait for Phoenix but was not found"
-  local port; port="$(resolve_port phoenix "${PHOENIX_PORT:-6006}" PHOENIX_PORT)"
   local gport; gport="$(free_port)"
   while [[ "$gport" == "$port" ]]; do gport="$(free_port)"; done
 
-  rm -rf "$STACK_DIR"/phoenix-[0-9]*
-  local wd="$STACK_DIR/phoenix-$port"
   mkdir -p "$wd" "$LOG_DIR"
   [[ -f "$PHOENIX_LOG" ]] && mv -f "$PHOENIX_LOG" "$PHOENIX_LOG.prev"
   : >"$PHOENIX_LOG"
@@ -520,6 +577,7 @@ case "${1:-}" in
   status) cmd_status ;;
   env) cmd_env ;;
   restart-kafka) restart_kafka ;;
+  restart-phoenix) restart_phoenix ;;
   -h | --help | help) usage ;;
   *) usage; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 - ``coordinator/``: the pager and request state machine behind the coordinate step;
 - ``execution/``: running user code (tasks, evaluators), de-duplication, aborts;
 - ``summary``: the per-request summary and the pure rules that fold outcomes into it;
+- ``board``: the status page's view of every request a status topic tells of;
 - ``registry``, ``evaluators``: ``@task`` / ``@evaluator`` registration and result rules;
 - ``phoenix/``: the async Phoenix REST client and its named errors;
 - ``kafka/``: connection settings, topic administration and errors shared by all clients;

@@ -3,7 +3,10 @@
 Faust has no pydantic support of its own, so each topic gets a :class:`PydanticCodec` for its
 value type. Decoding never raises: bytes that are not JSON, do not fit the schema, carry an
 unknown schema version or are larger than allowed come out as :class:`Undecodable`, which the
-agent sends to the dead-letter topic with the original bytes.
+agent sends to the dead-letter topic with the original bytes. A tombstone (a null value)
+never reaches a worker's codec (Faust hands agents ``None`` for it, see
+:mod:`streams.steps.guard`), but readers outside a worker call :meth:`PydanticCodec.loads` on
+whatever a topic holds, so ``None`` is an :class:`Undecodable` too.
 
     >>> from streams.events import ResumeRequest
     >>> codec = PydanticCodec(ResumeRequest)
@@ -11,6 +14,8 @@ agent sends to the dead-letter topic with the original bytes.
     't'
     >>> codec.loads(b"not json").reason
     'invalid'
+    >>> codec.loads(None).reason
+    'tombstone'
 """
 
 from __future__ import annotations
@@ -27,8 +32,17 @@ class Undecodable:
     """A message value that could not become the topic's model; kept whole for the dead letters."""
 
     raw: bytes
-    reason: str  # "oversized" | "invalid"
+    reason: str  # "oversized" | "invalid" | "tombstone"
     error: str
+
+
+#: what a dead letter says of a null value
+TOMBSTONE_ERROR = "a tombstone (null value) carries no event"
+
+
+def tombstone() -> Undecodable:
+    """The undecodable form of a null message value."""
+    return Undecodable(raw=b"", reason="tombstone", error=TOMBSTONE_ERROR)
 
 
 class PydanticCodec(Codec):
@@ -45,17 +59,31 @@ class PydanticCodec(Codec):
             return obj.model_dump_json().encode()
         return self.adapter.dump_json(obj)
 
+    def loads(self, s: bytes | None) -> Any:
+        # Faust's Codec.loads would hand None to _loads and then to any child codecs.
+        if s is None:
+            return tombstone()
+        return super().loads(s)
+
     def _loads(self, s: bytes) -> Any:
-        if self.max_bytes is not None and len(s) > self.max_bytes:
+        if s is None:
+            return tombstone()
+        try:
+            raw = bytes(s)
+        except (TypeError, ValueError) as exc:  # not bytes-like: nothing of it can be kept
+            return Undecodable(raw=b"", reason="invalid", error=f"not bytes: {exc}")
+        if self.max_bytes is not None and len(raw) > self.max_bytes:
             return Undecodable(
-                raw=bytes(s),
+                raw=raw,
                 reason="oversized",
-                error=f"message of {len(s)} bytes exceeds the limit of {self.max_bytes}",
+                error=f"message of {len(raw)} bytes exceeds the limit of {self.max_bytes}",
             )
         try:
-            return self.adapter.validate_json(s)
+            return self.adapter.validate_json(raw)
         except ValidationError as exc:
-            return Undecodable(raw=bytes(s), reason="invalid", error=_short(exc))
+            return Undecodable(raw=raw, reason="invalid", error=_short(exc))
+        except Exception as exc:  # whatever else the parser meets is still not an event
+            return Undecodable(raw=raw, reason="invalid", error=f"{type(exc).__name__}: {exc}"[:1000])
 
 
 def _short(exc: ValidationError, limit: int = 1000) -> str:

@@ -22,6 +22,7 @@ from streams.evaluators import EvaluatorRegistry, default_evaluators
 from streams.execution.aborts import Aborts
 from streams.execution.dedup import DonePairs
 from streams.execution.evaluations import EvaluationRunner
+from streams.execution.retry import RetryPolicy
 from streams.execution.tasks import TaskRunner
 from streams.metrics import Metrics
 from streams.registry import TaskRegistry, default_tasks
@@ -59,6 +60,16 @@ class Tables:
         return cls({}, {}, {}, {}, {}, {}, {})
 
 
+def retry_policy(settings: Settings, retries: int) -> RetryPolicy:
+    """The retry settings, with ``retries`` attempts after a function raised."""
+    return RetryPolicy(
+        retries=retries,
+        rate_limit_retries=settings.rate_limit_retries,
+        backoff_initial_seconds=settings.rate_limit_backoff_initial_seconds,
+        backoff_max_seconds=settings.rate_limit_backoff_max_seconds,
+    )
+
+
 @dataclass
 class Context:
     """What the steps of one pipeline share: settings, state, Phoenix clients, runners."""
@@ -94,6 +105,7 @@ class Context:
         evaluators = evaluators if evaluators is not None else default_evaluators
         teams = teams if teams is not None else TeamDirectory.from_settings(settings)
         aborts = Aborts(tables.aborted)
+        metrics = Metrics()
         return cls(
             settings=settings,
             tables=tables,
@@ -107,6 +119,9 @@ class Context:
                 timeout=settings.task_timeout_seconds,
                 threads=settings.task_concurrency,
                 aborts=aborts,
+                metrics=metrics,
+                max_message_bytes=settings.max_message_bytes,
+                retry=retry_policy(settings, settings.task_retries),
             ),
             evaluation_runner=EvaluationRunner(
                 teams,
@@ -115,6 +130,9 @@ class Context:
                 timeout=settings.evaluator_timeout_seconds,
                 threads=settings.evaluator_concurrency,
                 aborts=aborts,
+                metrics=metrics,
+                # As Phoenix's client: an evaluator's error is its result, not retried.
+                retry=retry_policy(settings, 0),
             ),
             coordinator=Coordinator(
                 teams,
@@ -132,6 +150,7 @@ class Context:
             ),
             done_pairs=DonePairs(tables.done, tables.ended),
             checkpoint=checkpoint or _nothing,
+            metrics=metrics,
         )
 
     async def aclose(self) -> None:

@@ -132,11 +132,15 @@ class EvaluatorRegistry(Registry):
         super().__init__(EVALUATOR)
 
     def register(
-        self, name: str, fn: Callable[..., Any], kind: AnnotatorKind | str | None = None
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        kind: AnnotatorKind | str | None = None,
+        rate_limit_errors: tuple[type[BaseException], ...] = (),
     ) -> Registered:
         # Checked here, so a misspelt kind fails at registration rather than at the first post.
         checked = AnnotatorKind.CODE if kind is None else AnnotatorKind(kind)
-        return super().register(name, fn, checked)
+        return super().register(name, fn, checked, rate_limit_errors)
 
 
 default_evaluators = EvaluatorRegistry()
@@ -147,6 +151,7 @@ def evaluator(
     *,
     kind: AnnotatorKind | str = AnnotatorKind.CODE,
     registry: EvaluatorRegistry | None = None,
+    rate_limit_errors: tuple[type[BaseException], ...] = (),
 ) -> Callable[..., Any]:
     """Decorator registering a function as an evaluator under ``name`` (default: its name)."""
-    return (registry or default_evaluators).decorator(name, kind)
+    return (registry or default_evaluators).decorator(name, kind, rate_limit_errors)

@@ -135,6 +135,8 @@ class EvaluationItem(Contract):
     stop_on_first_error: bool = False
     project_name: str | None = None
     team: Name | None = None
+    #: the run's trace, for evaluators that ask for ``trace_id`` (as Phoenix's client binds it)
+    trace_id: str | None = None
 
     @classmethod
     def for_run(
@@ -146,12 +148,16 @@ class EvaluationItem(Contract):
         example: Example,
         output: Any,
         evaluators: tuple[str, ...] | None = None,
+        trace_id: str | None = None,
     ) -> EvaluationItem:
         """The evaluation work of one run of ``request`` (by default, all its evaluators)."""
         fields = request_fields(request)
         if evaluators is not None:
             fields["evaluators"] = evaluators
-        return cls(**fields, run_id=run_id, repetition=repetition, example=example, output=output)
+        return cls(
+            **fields, run_id=run_id, repetition=repetition, example=example, output=output,
+            trace_id=trace_id,
+        )
 
     @classmethod
     def for_completed(cls, run: CompletedRun) -> EvaluationItem | None:
@@ -160,7 +166,7 @@ class EvaluationItem(Contract):
             return None
         return cls.for_run(
             run, run_id=run.run_id, repetition=run.repetition, example=run.example,
-            output=run.output,
+            output=run.output, trace_id=run.trace_id,
         )
 
 
@@ -229,15 +235,22 @@ class Outcome(StrEnum):
 
 
 class RequestState(StrEnum):
-    """Lifecycle of a request; the last four are final."""
+    """Lifecycle of a request; from ``complete`` on, final.
+
+    ``incomplete``: every pair was handled, but some work was dead-lettered (Phoenix
+    unreachable after every retry, or an item that could not be published) and waits for a
+    replay. ``duplicate``: the request reused the id of an earlier one and was not run.
+    """
 
     QUEUED = "queued"
     PAGING = "paging"
     RUNNING = "running"
     COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
     ABORTED = "aborted"
     FAILED = "failed"
     REJECTED = "rejected"
+    DUPLICATE = "duplicate"
 
     @property
     def is_final(self) -> bool:
@@ -245,7 +258,8 @@ class RequestState(StrEnum):
 
 
 FINAL_STATES = frozenset(
-    {RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED}
+    {RequestState.COMPLETE, RequestState.INCOMPLETE, RequestState.ABORTED, RequestState.FAILED,
+     RequestState.REJECTED, RequestState.DUPLICATE}
 )
 
 

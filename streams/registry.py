@@ -2,9 +2,11 @@
 
 A task or an evaluator is a plain function, sync or async. Like Phoenix's Python client, it
 receives what its parameters ask for: ``input``, ``expected`` (alias ``reference``),
-``metadata``, ``example``, and for an evaluator the run's ``output``; a function with a single
-parameter of another name gets the example's input (a task) or the run's output (an
-evaluator). One :class:`Registry` serves both; its :class:`Role` says which names it binds.
+``metadata``, ``example``, and for an evaluator the run's ``output`` and ``trace_id``; a
+function with a single parameter of another name gets the example's input (a task) or the
+run's output (an evaluator). One :class:`Registry` serves both; its :class:`Role` says which
+names it binds. Phoenix's evaluator objects (``phoenix.client.experiments.create_evaluator``)
+are adapted by :func:`phoenix_evaluator`, keeping their name and kind.
 
     >>> @task("shout")
     ... def shout(input):
@@ -73,7 +75,7 @@ TASK = Role(
 )
 EVALUATOR = Role(
     "evaluator",
-    frozenset({"input", "output", "expected", "reference", "metadata", "example"}),
+    frozenset({"input", "output", "expected", "reference", "metadata", "example", "trace_id"}),
     lone="output",
     unknown=UnknownEvaluatorError,
 )
@@ -89,13 +91,18 @@ class Registered:
     role: Role
     #: An evaluator's annotator kind (an :class:`streams.evaluators.AnnotatorKind`).
     kind: str | None = None
+    #: Exceptions that mean "rate limited": retried with backoff, never recorded as failures.
+    rate_limit_errors: tuple[type[BaseException], ...] = ()
 
     @property
     def is_async(self) -> bool:
         return is_async_callable(self.fn)
 
-    def arguments(self, example: Example, output: Any = None) -> dict[str, Any]:
-        """The keyword arguments this function gets for an example (and a run's output)."""
+    def arguments(
+        self, example: Example, output: Any = None, trace_id: str | None = None
+    ) -> dict[str, Any]:
+        """The keyword arguments this function gets for an example (and a run's output and
+        trace id)."""
         available = {
             "input": example.input,
             "output": output,
@@ -103,13 +110,16 @@ class Registered:
             "reference": example.output,
             "metadata": example.metadata,
             "example": example,
+            "trace_id": trace_id,
         }
         if len(self.parameters) == 1 and self.parameters[0] not in self.role.parameters:
             return {self.parameters[0]: available[self.role.lone]}
         return {p: available[p] for p in self.parameters}
 
-    async def __call__(self, example: Example, output: Any = None) -> Any:
-        kwargs = self.arguments(example, output)
+    async def __call__(
+        self, example: Example, output: Any = None, trace_id: str | None = None
+    ) -> Any:
+        kwargs = self.arguments(example, output, trace_id)
         if self.is_async:
             return await self.fn(**kwargs)
         result = self.fn(**kwargs)
@@ -156,12 +166,89 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
     )
 
 
+def rate_limit_types(errors: object, what: str = "rate_limit_errors") -> tuple[type[BaseException], ...]:
+    """``None``, one exception type or a sequence of them, as Phoenix's client takes them."""
+    if errors is None:
+        return ()
+    items = (errors,) if isinstance(errors, type) else errors
+    try:
+        checked = tuple(item for item in items if item is not None)  # type: ignore[union-attr]
+    except TypeError:
+        raise TaskSignatureError(
+            f"{what} must be an exception type or a sequence of them, got {errors!r}"
+        ) from None
+    for item in checked:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise TaskSignatureError(f"{what}: {item!r} is not an exception type")
+    return checked
+
+
 def bind(
-    name: str, fn: Callable[..., Any], role: Role = TASK, kind: str | None = None
+    name: str,
+    fn: Callable[..., Any],
+    role: Role = TASK,
+    kind: str | None = None,
+    rate_limit_errors: tuple[type[BaseException], ...] = (),
 ) -> Registered:
     """``fn`` bound to its parameters (see :func:`parameter_names`), a task unless told."""
     parameters = parameter_names(role.name, name, fn, role.parameters)
-    return Registered(name=name, fn=fn, parameters=parameters, role=role, kind=kind)
+    return Registered(
+        name=name, fn=fn, parameters=parameters, role=role, kind=kind,
+        rate_limit_errors=rate_limit_types(rate_limit_errors),
+    )
+
+
+@dataclass(frozen=True)
+class PhoenixEvaluator:
+    """A Phoenix client evaluator object adapted to a plain function, with its name and kind."""
+
+    name: str
+    kind: str
+    fn: Callable[..., Any]
+
+
+def phoenix_evaluator(obj: object) -> PhoenixEvaluator | None:
+    """Adapt one of Phoenix's evaluator objects (``BaseEvaluator``: ``name``, ``kind``,
+    ``evaluate`` / ``async_evaluate`` taking every argument by keyword); None for anything else.
+
+    Recognised by shape, so this project does not depend on Phoenix's client package.
+    """
+    evaluate = getattr(obj, "async_evaluate", None)
+    name, kind = getattr(obj, "name", None), getattr(obj, "kind", None)
+    if not callable(evaluate) or not isinstance(name, str) or kind is None:
+        return None
+    kind_text = str(getattr(kind, "value", kind)).upper()
+
+    def arguments(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
+        # Phoenix's evaluators read the example as the API's dict (their ExampleProxy wraps it).
+        as_dict = {
+            "id": example.id, "input": example.input, "output": example.output,
+            "metadata": example.metadata,
+        }
+        return {
+            "input": input, "output": output, "expected": expected, "reference": reference,
+            "metadata": metadata, "example": as_dict, "trace_id": trace_id,
+        }
+
+    # A wrapped sync function's async_evaluate would run it on the event loop: call its
+    # evaluate instead, which the invoker runs in a thread like any sync function.
+    wrapped = getattr(getattr(obj, "__call__", None), "__wrapped__", None)
+    if wrapped is not None and not inspect.iscoroutinefunction(wrapped):
+        sync_evaluate = obj.evaluate  # type: ignore[attr-defined]
+
+        def call(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
+            return sync_evaluate(
+                **arguments(input, output, expected, reference, metadata, example, trace_id)
+            )
+    else:
+
+        async def call(input, output, expected, reference, metadata, example, trace_id):  # noqa: A002
+            return await evaluate(
+                **arguments(input, output, expected, reference, metadata, example, trace_id)
+            )
+
+    call.__name__ = call.__qualname__ = name
+    return PhoenixEvaluator(name=name, kind=kind_text, fn=call)
 
 
 class Registry:
@@ -171,8 +258,14 @@ class Registry:
         self.role = role
         self._functions: dict[str, Registered] = {}
 
-    def register(self, name: str, fn: Callable[..., Any], kind: str | None = None) -> Registered:
-        registered = bind(name, fn, self.role, kind)
+    def register(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        kind: str | None = None,
+        rate_limit_errors: tuple[type[BaseException], ...] = (),
+    ) -> Registered:
+        registered = bind(name, fn, self.role, kind, rate_limit_errors)
         existing = self._functions.get(name)
         if existing is not None and existing.fn is not fn:
             raise RegistryError(
@@ -200,12 +293,17 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._functions)
 
-    def decorator(self, name: str | None, kind: str | None = None) -> Callable[..., Any]:
+    def decorator(
+        self,
+        name: str | None,
+        kind: str | None = None,
+        rate_limit_errors: tuple[type[BaseException], ...] = (),
+    ) -> Callable[..., Any]:
         """A decorator registering a function under ``name`` (default: its ``__name__``) and
         returning it unchanged."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.register(name or fn.__name__, fn, kind)
+            self.register(name or fn.__name__, fn, kind, rate_limit_errors)
             return fn
 
         return decorate
@@ -221,9 +319,15 @@ class TaskRegistry(Registry):
 default_tasks = TaskRegistry()
 
 
-def task(name: str | None = None, *, registry: Registry | None = None) -> Callable[..., Any]:
-    """Decorator registering a function as a task under ``name`` (default: its ``__name__``)."""
-    return (registry or default_tasks).decorator(name)
+def task(
+    name: str | None = None,
+    *,
+    registry: Registry | None = None,
+    rate_limit_errors: tuple[type[BaseException], ...] = (),
+) -> Callable[..., Any]:
+    """Decorator registering a function as a task under ``name`` (default: its ``__name__``);
+    ``rate_limit_errors`` are retried with backoff and lowered concurrency, not failures."""
+    return (registry or default_tasks).decorator(name, rate_limit_errors=rate_limit_errors)
 
 
 def import_modules(modules: Iterable[str]) -> None:

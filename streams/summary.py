@@ -73,6 +73,8 @@ class Summary(BaseModel):
     dataset_experiments_url: str | None = None
     experiment_url: str | None = None
 
+    #: the request's own time stamp: a redelivered request has it, a reused id does not
+    requested_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -104,6 +106,7 @@ class Summary(BaseModel):
             evaluators=request.evaluators,
             stop_on_first_error=request.stop_on_first_error,
             team=request.team,
+            requested_at=request.requested_at,
             evaluations={name: dict.fromkeys(EVALUATION_COUNTERS, 0) for name in request.evaluators},
             eval_paging_finished=not request.evaluators,
         )
@@ -114,6 +117,23 @@ class Summary(BaseModel):
     def finished(self) -> int:
         return (
             self.succeeded + self.failed + self.already_done + self.skipped + self.dead_lettered
+        )
+
+    @property
+    def lost(self) -> int:
+        """Runs and evaluations that ended on the dead-letter topic, waiting for a replay."""
+        return self.dead_lettered + sum(
+            c.get("dead_lettered", 0) for c in self.evaluations.values()
+        )
+
+    def redelivers(self, request: ResumeRequest) -> bool:
+        """Whether ``request`` is this summary's own request again (Kafka delivers at least
+        once), rather than a new request reusing its id."""
+        return (
+            self.requested_at == request.requested_at
+            and self.experiment_id == request.experiment_id
+            and self.task == request.task
+            and self.evaluators == request.evaluators
         )
 
     @property

@@ -33,6 +33,8 @@ class TeamDirectory:
     ) -> None:
         self.teams = teams
         self._settings = settings
+        #: built for a deployment (from settings), not handed one client in code
+        self.deployed = settings is not None
         self._clients: dict[str, PhoenixClient] = {}
         self._tracing: dict[str, Tracing] = {}
         self._caps: dict[str, asyncio.Semaphore] = {}
@@ -55,6 +57,16 @@ class TeamDirectory:
     @property
     def configured(self) -> bool:
         return bool(self.teams)
+
+    def unknown(self, team: str | None) -> str | None:
+        """Why a deployment without teams refuses a request that names one, or None.
+
+        Only a deployment's directory refuses: one built around a single client in code
+        (tests, an in-process run) takes a team name as a label."""
+        if self.configured or not self.deployed or team in (None, DEFAULT_TEAM):
+            return None
+        return (f"unknown team {team!r}: this deployment has no teams configured "
+                "(RESUME_TEAMS); send the request without --team")
 
     def _name(self, team: str | None) -> str:
         # Without team configuration, a request's team is only a label: the default serves it.
@@ -111,6 +123,10 @@ class TeamDirectory:
     @property
     def retries(self) -> int:
         return sum(c.retries for c in self._clients.values())
+
+    def retries_by_team(self) -> dict[str, int]:
+        """Phoenix HTTP retries so far, per team whose client exists."""
+        return {name: client.retries for name, client in self._clients.items()}
 
     def flush(self) -> None:
         for tracing in self._tracing.values():

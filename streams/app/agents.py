@@ -4,10 +4,15 @@ Agents hold no logic of their own: an event becomes an :class:`~streams.effects.
 :func:`streams.steps.process` hands it to the step (dead-lettering what the step cannot use),
 and the :class:`~streams.publish.Publisher` applies the effects before the event is
 acknowledged (Faust acknowledges an event when the agent asks for the next one).
+
+An agent body never raises for an input: Faust's supervisor restarts a crashed agent about
+once per 10 ms and then stops the worker, so one bad message per partition was enough to end
+a worker. Only a cancellation of the agent itself (the worker stopping) leaves the loop.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,22 +22,26 @@ from faust.types import EventT, StreamT, TopicT
 from streams.app.topics import Topics
 from streams.effects import Envelope, Origin
 from streams.publish import Publisher
-from streams.steps import Step, Steps, process
+from streams.steps import RECORDING_OVERLAP, Step, Steps, process
 from streams.tracing import extract
 
-#: actors per task (or evaluator) slot: the slot is held while user code runs, and the extra
-#: actors record finished results meanwhile, so a slot never idles for a server round trip
-RECORDING_OVERLAP = 2
+log = logging.getLogger(__name__)
 
 
 def envelope_of(event: EventT) -> Envelope:
     """A Faust event as a step's input."""
     message = event.message
     key = message.key if isinstance(message.key, bytes) else None
+    try:
+        parent = extract(event.headers)
+    except Exception:  # headers are the sender's to get wrong: the event goes on untraced
+        log.warning("unreadable trace headers on %s[%s]@%s", message.topic, message.partition,
+                    message.offset)
+        parent = None
     return Envelope(
         value=event.value,
         origin=Origin(message.topic, message.partition, message.offset, key),
-        parent=extract(event.headers),
+        parent=parent,
     )
 
 
@@ -41,9 +50,12 @@ def driver(step: Step, publisher: Publisher) -> Callable[[StreamT], Any]:
 
     async def drive(stream: StreamT) -> None:
         async for event in stream.events():
-            envelope = envelope_of(event)
-            effects = await process(step, envelope)
-            await publisher.publish(effects, envelope.parent)
+            try:
+                envelope = envelope_of(event)
+                effects = await process(step, envelope)
+                await publisher.publish(effects, envelope.parent)
+            except Exception:  # process and publish guard themselves; this is the last line
+                log.exception("%s could not handle an event; it is skipped", type(step).__name__)
 
     drive.__doc__ = (type(step).__doc__ or "").strip()
     return drive
@@ -86,4 +98,7 @@ def register_watchdog(
 
     @app.timer(interval_seconds, name="watchdog")
     async def watchdog() -> None:
-        await publisher.publish(steps.watchdog.tick())
+        try:
+            await publisher.publish(steps.watchdog.tick())
+        except Exception:  # the next tick tries again; a dead timer would never
+            log.exception("the watchdog tick failed")

@@ -21,7 +21,7 @@ from config import Settings
 from streams.app.agents import register_agents, register_watchdog
 from streams.app.pipeline import Pipeline
 from streams.app.sender import FaustSender
-from streams.app.tables import declare_tables
+from streams.app.tables import TableManager, declare_tables
 from streams.app.topics import declare_topics
 from streams.app.views import register_views
 from streams.context import Context
@@ -109,6 +109,10 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_seconds,
         consumer_group_instance_id=settings.kafka_group_instance_id,
+        TableManager=TableManager,
+        # Faust's leader-election topic serves only on_leader timers, which we do not use; it
+        # was created while the worker joined its group, too late for the first assignment.
+        topic_disable_leader=True,
     )
     app.drain_seconds = settings.drain_seconds
     # Before anything uses it: the app builds its consumer and producer from the transport
@@ -144,7 +148,12 @@ def create_app(
         settings, tables, tasks=tasks, evaluators=evaluators, checkpoint=lambda: _flush(app)
     )
     pipeline = Pipeline(settings, app, topics, context, steps(context))
-    publisher = Publisher(FaustSender(app, topics, tables), context.metrics)
+    publisher = Publisher(
+        FaustSender(app, topics, tables),
+        context.metrics,
+        max_message_bytes=settings.max_message_bytes,
+        topics={role: name for role, name in settings.topics.model_dump().items()},
+    )
     runs_tasks = role in (Role.ALL, Role.TASKS)
     register_agents(
         app,
@@ -160,6 +169,6 @@ def create_app(
     if runs_tasks:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
     if web:
-        register_views(pipeline)
+        register_views(pipeline, role.value)
     app.add_dependency(_Resources(context))
     return pipeline

@@ -23,6 +23,8 @@ class FaustSender:
         self, role: TopicRole, key: str | bytes | None, value: Any, headers: Headers | None
     ) -> None:
         await getattr(self.topics, role).send(key=key, value=value, headers=headers)
+        if role == "status" and self.topics.status_mirror is not None:
+            await self.topics.status_mirror.send(key=key, value=value, headers=headers)
 
     def broadcast(self, table: GlobalTable, key: str, value: str) -> None:
         getattr(self.tables, table)[key] = value

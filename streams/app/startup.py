@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 def worker_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
     """Every topic a worker of ``pipeline`` subscribes to: its topics and tables' changelogs."""
     declared = [getattr(pipeline.topics, f.name) for f in dataclasses.fields(pipeline.topics)]
+    declared = [topic for topic in declared if topic is not None]  # no mirror, say
     changelogs = [table.changelog_topic for table in pipeline.app.tables.values()]
     return topic_specs([*declared, *changelogs], pipeline.app.conf.topic_partitions)
 

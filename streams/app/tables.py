@@ -6,6 +6,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Generic, TypeVar
 
 import faust
+from faust.tables.manager import TableManager as FaustTableManager
 from faust.types import TableT
 from pydantic import BaseModel
 
@@ -15,6 +16,20 @@ from streams.coordinator import Lane
 from streams.summary import Summary
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class TableManager(FaustTableManager):
+    """Faust's table manager without its fixed one-second sleep before recovery starts.
+
+    Faust waits a second for tables declared while the app starts; ours are all declared by
+    :func:`declare_tables` before it starts, and the sleep held every worker's (and every
+    one-shot run's) first record back by that second.
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class ModelTable(MutableMapping[str, M], Generic[M]):

@@ -28,6 +28,8 @@ class Topics:
     completed_runs: TopicT
     status: TopicT
     dead_letters: TopicT
+    #: where status events are published a second time (``Settings.status_mirror_topic``)
+    status_mirror: TopicT | None = None
 
 
 def codec_for(model: object, settings: Settings) -> PydanticCodec:
@@ -41,7 +43,10 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str, model: object, partitions: int) -> TopicT:
         return app.topic(
             name,
-            key_type=str,
+            # Keys stay bytes: a key that is not UTF-8 would fail Faust's str decoding, which
+            # it throws into the agent's stream, outside any handler of ours.
+            key_type=bytes,
+            key_serializer="raw",
             value_type=None,
             value_serializer=codec_for(model, settings) if model is not None else "raw",
             partitions=partitions,
@@ -58,4 +63,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         completed_runs=topic(names.completed_runs, CompletedRun, settings.event_partitions),
         status=topic(names.status, StatusEvent, settings.event_partitions),
         dead_letters=topic(names.dead_letters, None, settings.event_partitions),
+        status_mirror=(
+            topic(settings.status_mirror_topic, StatusEvent, settings.event_partitions)
+            if settings.status_mirror_topic else None
+        ),
     )

@@ -35,7 +35,9 @@ def refusal(
     """Why this request cannot run, or None."""
     if request.task is None and not request.evaluators:
         return messages.NOTHING_TO_DO
-    refused = teams.check(request.team, request.task, request.evaluators)
+    refused = teams.unknown(request.team) or teams.check(
+        request.team, request.task, request.evaluators
+    )
     if refused is not None:
         return refused
     if request.task is not None and request.task not in tasks:

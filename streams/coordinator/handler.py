@@ -85,9 +85,16 @@ class Coordinator:
     # --- requests ---
 
     async def _on_start(self, request: ResumeRequest, effects: Effects) -> None:
-        if request.request_id in self.summaries:
-            return  # a redelivered request: it already has its summary
         summary = Summary.for_request(request)
+        known = self.summaries.get(request.request_id)
+        if known is not None:
+            if not known.redelivers(request):
+                # A reused id: say so to whoever waits for it, and touch nothing of the
+                # earlier request (its summary, records and lane stay as they are).
+                refused = summary.with_state(RequestState.DUPLICATE, messages.duplicate(
+                    request.request_id))
+                self._status(refused, refused.cause or "", effects)
+            return  # (a redelivered request already has its summary)
         self.lanes.remember(request.experiment_id, request.request_id)
         problem = refusal(request, self.teams, self.tasks, self.evaluators)
         if problem is not None:
@@ -263,8 +270,10 @@ class Coordinator:
     # --- the end of a request ---
 
     def _complete(self, summary: Summary, effects: Effects) -> None:
+        """Every item has an outcome; dead-lettered ones make the request incomplete."""
         message = messages.completion(summary)
-        self._finish(summary.with_state(RequestState.COMPLETE), effects, message=message)
+        state = RequestState.INCOMPLETE if summary.lost else RequestState.COMPLETE
+        self._finish(summary.with_state(state), effects, message=message)
 
     def _abort(self, summary: Summary, cause: str, effects: Effects, **changes: object) -> None:
         effects.aborted[summary.request_id] = cause

@@ -99,12 +99,25 @@ def completion(summary: Summary) -> str:
                 )
                 + "."
             )
-    lost = summary.dead_lettered + sum(
-        c.get("dead_lettered", 0) for c in summary.evaluations.values()
-    )
-    if lost:
-        parts.append(
-            f"{lost} item(s) could not be recorded (Phoenix unreachable) and wait on the "
-            "dead-letter topic: phoenix-resume dead-letters --reason phoenix --replay"
-        )
+    if summary.lost:
+        parts.append(incomplete(summary.lost))
     return " ".join(parts)
+
+
+#: how to run dead-lettered work again once its cause is gone
+REPLAY_COMMAND = "phoenix-resume dead-letters --reason phoenix --replay"
+
+
+def incomplete(lost: int) -> str:
+    return (
+        f"Incomplete: {lost} item(s) were dead-lettered (Phoenix unreachable after every "
+        f"retry, or too large to publish) and were not recorded; once the cause is fixed, "
+        f"run them with: {REPLAY_COMMAND} (list them with: phoenix-resume dead-letters)"
+    )
+
+
+def duplicate(request_id: str) -> str:
+    return (
+        f"request id {request_id!r} was used by an earlier request: this one is not run; "
+        "publish it with a new request id"
+    )

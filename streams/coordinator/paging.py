@@ -191,6 +191,7 @@ def _publish_evaluations(
                     example=incomplete.dataset_example.to_example(),
                     output=run.output,
                     evaluators=names,
+                    trace_id=run.trace_id,
                 )
             )
             count += len(names)

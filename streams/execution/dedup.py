@@ -86,8 +86,12 @@ class DonePairs:
         self._running[done_key(partition, item)] = asyncio.get_running_loop().create_future()
 
     def end(self, partition: int, item: WorkItem, outcome: Outcome | None) -> None:
-        """Record the outcome (if there is one) and hand it to the copies waiting for it."""
-        if outcome is not None:
+        """Record the outcome (if there is one) and hand it to the copies waiting for it.
+
+        A dead-lettered pair is not recorded: it was not done, and its replay (from the
+        dead-letter topic, on whichever worker owns its partition) must run it, not report
+        ``dead_lettered`` again."""
+        if outcome is not None and outcome is not Outcome.DEAD_LETTERED:
             self.record(partition, item, outcome)
         running = self._running.pop(done_key(partition, item), None)
         if running is not None and not running.done():

@@ -23,6 +23,8 @@ from streams.evaluators import AnnotatorKind, EvaluationResult, EvaluatorRegistr
 from streams.events import EvaluationItem, Outcome
 from streams.execution.aborts import Aborts
 from streams.execution.invoke import Attempt, Invoker, jsonable
+from streams.execution.retry import RetryPolicy
+from streams.metrics import Metrics
 from streams.phoenix import EvaluationRecord
 from streams.teams import TeamDirectory
 from streams.tracing import finish_span, start_span
@@ -75,11 +77,13 @@ class EvaluationRunner:
         timeout: float,
         threads: int = 5,
         aborts: Aborts | None = None,
+        metrics: Metrics | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.teams = teams
         self.evaluators = evaluators
         self.successes = successes
-        self._invoke = Invoker(timeout, threads, "evaluator", aborts)
+        self._invoke = Invoker(timeout, threads, "evaluator", aborts, retry, metrics=metrics)
         self._locks = KeyedLocks()
 
     @property

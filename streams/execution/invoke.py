@@ -1,8 +1,20 @@
 """Call user code (tasks, evaluators), sync or async, with a timeout and without blocking the loop.
 
-Sync functions run in a thread pool of their own, sized like the agent's concurrency, so a
-blocking task cannot stall the consumer's heartbeats. Whatever the function raises becomes
-the error text of a failed run or evaluation, never a crash of the agent.
+Sync functions run in a thread pool of their own, so a blocking task cannot stall the
+consumer's heartbeats. Whatever the function raises becomes the error text of a failed run
+or evaluation, never a crash of the agent: ``BaseException`` included, since a
+``SystemExit`` or ``KeyboardInterrupt`` that leaves an asyncio task stops the event loop
+(the worker then hangs half-stopped, still holding its partitions), and a
+``CancelledError`` the function raises itself is its failure, not our cancellation. Only a
+real cancellation of the agent (the worker stopping) goes through.
+
+A thread cannot be stopped: a sync function still running at its timeout keeps its thread.
+The pool has spare threads for those (``STUCK_SPARE`` per slot), so stuck functions do not
+take the slots' capacity with them, and counts them (``Metrics.stuck_threads``); a stuck
+thread that finally returns is an ordinary spare again.
+
+A call that raised is made again as its :class:`~streams.execution.retry.RetryPolicy` says
+(none by default).
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +34,15 @@ from pydantic_core import to_jsonable_python
 
 from streams.events import Example, RequestFields, utcnow
 from streams.execution.aborts import Aborts
+from streams.execution.retry import AdaptiveSlots, RetryPolicy, Tries
+from streams.metrics import Metrics
 from streams.registry import Registered, Registry, RegistryError
+from streams.tracing import finish_span
+
+#: threads kept beyond the slots, per slot, for functions still running after their timeout
+STUCK_SPARE = 4
+#: longest error text recorded (a task may raise with a message of any size)
+MAX_ERROR_CHARS = 4000
 
 
 class InvocationTimeout(TimeoutError):
@@ -33,8 +53,21 @@ def describe(exc: BaseException) -> str:
     """The error text recorded on a failed run: the exception's type and message."""
     if isinstance(exc, InvocationTimeout):
         return str(exc)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a user exception whose __str__ fails still failed
+        text = "<unprintable>"
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(described) > MAX_ERROR_CHARS:
+        described = described[:MAX_ERROR_CHARS] + f"... ({len(described)} characters)"
+    return described
+
+
+def cancelled_here() -> bool:
+    """Whether the running task is being cancelled (by the worker), rather than the function
+    having raised ``CancelledError`` itself."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def jsonable(value: Any) -> Any:
@@ -52,6 +85,8 @@ class Attempt:
     value: Any = None
     error: str | None = None
     span: Span | None = None
+    #: the error is one of the function's ``rate_limit_errors``
+    rate_limited: bool = False
 
 
 class Invoker:
@@ -61,15 +96,31 @@ class Invoker:
     """
 
     def __init__(
-        self, timeout: float, threads: int, name: str, aborts: Aborts | None = None
+        self,
+        timeout: float,
+        threads: int,
+        name: str,
+        aborts: Aborts | None = None,
+        retry: RetryPolicy | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.timeout = timeout
         self.name = name
         self.aborts = aborts if aborts is not None else Aborts({})
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.retry = retry if retry is not None else RetryPolicy()
         self.calls = 0  # functions called (metrics and tests)
-        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
-        # Async functions take no thread, so the slots are what bounds them too.
-        self._slots = asyncio.Semaphore(threads)
+        self.retried = 0  # attempts made again after a failure or a rate limit
+        self.stuck = 0  # this pool's threads still running a function past its timeout
+        self.max_stuck = STUCK_SPARE * threads
+        self._threads = ThreadPoolExecutor(
+            max_workers=threads + self.max_stuck, thread_name_prefix=name
+        )
+        # Async functions take no thread, so the slots are what bounds them too. A slot is
+        # given back at the timeout, the thread perhaps not: hence the spare threads. A rate
+        # limit lowers how many slots are taken at once.
+        self._slots = AdaptiveSlots(threads)
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -87,17 +138,39 @@ class Invoker:
     ) -> Attempt | None:
         """Call ``registry``'s function ``name`` for ``item`` in a slot, traced by the span
         ``span()`` opens; its value passes through ``convert``, whose errors count as the
-        function's. None: the item's request stopped before it got a slot.
+        function's. None: the item's request stopped before it got a slot. A failed call is
+        made again (in a new slot, with a new span) while the retry policy allows.
         """
-        async with self._slots:
-            # Checked in the slot: a stop_on_first_error failure may have come while this
-            # item waited for it.
-            if item.request_id in self.aborts:
-                return None
-            attempt = await self._attempt(registry, name, example, output, span(), convert)
-            if attempt.error is not None and item.stop_on_first_error:
-                self.aborts.stop_here(item.request_id)  # before the slot goes to another item
-            return attempt
+        tries = Tries(self.retry)
+        trace_id = getattr(item, "trace_id", None)
+        while True:
+            async with self._slots:
+                # Checked in the slot: a stop_on_first_error failure may have come while this
+                # item waited for it.
+                if item.request_id in self.aborts:
+                    return None
+                attempt = await self._attempt(
+                    registry, name, example, output, span(), convert, trace_id
+                )
+                delay = self._again(tries, attempt)
+                if delay is None:
+                    if attempt.error is not None and item.stop_on_first_error:
+                        self.aborts.stop_here(item.request_id)  # before the slot is given on
+                    return attempt
+            finish_span(attempt.span, attempt.end, error=attempt.error)  # this try's own trace
+            self.retried += 1
+            await asyncio.sleep(delay)
+
+    def _again(self, tries: Tries, attempt: Attempt) -> float | None:
+        """Seconds before calling again, None to keep ``attempt``; adjusts the concurrency."""
+        if attempt.error is None:
+            self._slots.succeeded()
+            return None
+        if attempt.rate_limited:
+            self._slots.lower()
+        if attempt.registered is None:
+            return None  # not registered here: calling again cannot help
+        return tries.after(failed=True, rate_limited=attempt.rate_limited)
 
     async def _attempt(
         self,
@@ -107,31 +180,40 @@ class Invoker:
         output: Any,
         span: Span | None,
         convert: Callable[[Any], Any],
+        trace_id: str | None = None,
     ) -> Attempt:
         start = utcnow()
         registered = None
         try:
             registered = registry.get(name)
             self.calls += 1
-            kwargs = registered.arguments(example, output)
+            kwargs = registered.arguments(example, output, trace_id)
             value = convert(await self(registered.fn, kwargs, is_async=registered.is_async))
         except RegistryError as exc:
             return Attempt(start, utcnow(), registered, error=str(exc), span=span)
-        except Exception as exc:  # user code may raise anything: a failure, not a crash
+        except BaseException as exc:  # user code may raise anything: a failure, not a crash
+            if isinstance(exc, GeneratorExit) or (
+                isinstance(exc, asyncio.CancelledError) and cancelled_here()
+            ):
+                raise  # the worker is stopping this agent (or closing its coroutine)
             if span is not None:
                 span.record_exception(exc)
-            return Attempt(start, utcnow(), registered, error=describe(exc), span=span)
+            limited = registered is not None and isinstance(exc, registered.rate_limit_errors)
+            return Attempt(
+                start, utcnow(), registered, error=describe(exc), span=span, rate_limited=limited
+            )
         return Attempt(start, utcnow(), registered, value=value, span=span)
 
     async def __call__(
         self, fn: Callable[..., Any], kwargs: Mapping[str, Any], *, is_async: bool
     ) -> Any:
+        thread: Future[Any] | None = None
         if is_async:
             call = fn(**kwargs)
         else:
-            loop = asyncio.get_running_loop()
             ctx = contextvars.copy_context()
-            call = loop.run_in_executor(self._threads, ctx.run, functools.partial(fn, **kwargs))
+            thread = self._threads.submit(ctx.run, functools.partial(fn, **kwargs))
+            call = asyncio.wrap_future(thread)
         try:
             async with asyncio.timeout(self.timeout) as deadline:
                 result = await call
@@ -140,6 +222,27 @@ class Invoker:
                 return result
         except TimeoutError:
             if deadline.expired():
+                if thread is not None:
+                    self._abandon(thread)
                 message = f"{self.name} timed out after {self.timeout:g} s"
                 raise InvocationTimeout(message) from None
             raise  # the function's own TimeoutError, with its own message
+
+    def _abandon(self, thread: Future[Any]) -> None:
+        """The function timed out: a thread still running it is stuck until it returns."""
+        if thread.cancel() or thread.done():
+            return  # it never started (waiting for a thread), or it just finished
+        loop = asyncio.get_running_loop()
+        self._stuck_by(1)
+
+        def returned(_: Future[Any]) -> None:  # in the stuck thread, when it returns at last
+            try:
+                loop.call_soon_threadsafe(self._stuck_by, -1)
+            except RuntimeError:  # the loop is closed: nobody counts any more
+                pass
+
+        thread.add_done_callback(returned)
+
+    def _stuck_by(self, change: int) -> None:
+        self.stuck += change
+        self.metrics.stuck_threads += change

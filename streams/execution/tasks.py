@@ -2,10 +2,24 @@
 
 The agents call :meth:`TaskRunner.run` and publish what it returns, so this logic is testable
 with a fake Phoenix transport and no broker.
+
+An output must be able to travel: it is stored in Phoenix as JSON and carried by the
+completed-run event (and the evaluation item after it), so it must be JSON and fit in a
+Kafka message beside its example. One that is not (an ``object()``, bytes that are not text,
+NaN or infinity, or too large) is a failed run with an :class:`OutputError` saying why,
+recorded at once: no request waits for a watchdog because an event could not be sent.
+
+    >>> travelling_output({"answer": 42, "when": (1, 2)}, limit=100)
+    {'answer': 42, 'when': [1, 2]}
+    >>> travelling_output(float("nan"), limit=100)
+    Traceback (most recent call last):
+    ...
+    streams.execution.tasks.OutputError: the output is not JSON: NaN and infinity have no JSON form
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,16 +28,56 @@ from typing import Any
 from openinference.semconv.trace import OpenInferenceSpanKindValues
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, set_span_in_context
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from streams.events import CompletedRun, Outcome, WorkItem
 from streams.execution.aborts import Aborts
-from streams.execution.invoke import Attempt, Invoker, jsonable
+from streams.errors import PhoenixResumeError
+from streams.execution.invoke import Attempt, Invoker
+from streams.execution.retry import RetryPolicy
+from streams.metrics import Metrics
 from streams.phoenix import RunRecord
 from streams.registry import TaskRegistry
 from streams.teams import TeamDirectory
 from streams.tracing import finish_span, start_span
 
 _CHAIN = OpenInferenceSpanKindValues.CHAIN.value
+
+#: room in a message for what travels beside the output and the example (ids, times, names)
+EVENT_OVERHEAD_BYTES = 8 * 1024
+
+
+class OutputError(PhoenixResumeError, ValueError):
+    """A task's output that cannot be stored and carried: not JSON, or too large."""
+
+
+def _no_json_form(value: object) -> str:
+    # An object that chose its own text keeps it; one with only a memory address has none.
+    kind = type(value)
+    if kind.__str__ is object.__str__ and kind.__repr__ is object.__repr__:
+        raise OutputError(f"the output is not JSON: a {kind.__qualname__} object has no JSON form")
+    return str(value)
+
+
+def travelling_output(value: Any, limit: int) -> Any:
+    """``value`` as JSON-ready data of at most ``limit`` bytes, or :class:`OutputError`."""
+    try:
+        ready = to_jsonable_python(value, fallback=_no_json_form)
+    except OutputError:
+        raise
+    except (PydanticSerializationError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        detail = "bytes that are not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc
+        raise OutputError(f"the output is not JSON: {detail}") from None
+    try:
+        size = len(json.dumps(ready, allow_nan=False).encode())
+    except ValueError:
+        raise OutputError("the output is not JSON: NaN and infinity have no JSON form") from None
+    if size > limit:
+        raise OutputError(
+            f"the output is {size} bytes of JSON, more than the {limit} bytes an event can carry "
+            "beside its example (RESUME_MAX_MESSAGE_BYTES)"
+        )
+    return ready
 
 
 @dataclass(frozen=True)
@@ -76,10 +130,14 @@ class TaskRunner:
         timeout: float,
         threads: int = 5,
         aborts: Aborts | None = None,
+        metrics: Metrics | None = None,
+        max_message_bytes: int = 1_000_000,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.teams = teams
         self.tasks = tasks
-        self._invoke = Invoker(timeout, threads, "task", aborts)
+        self.max_message_bytes = max_message_bytes
+        self._invoke = Invoker(timeout, threads, "task", aborts, retry, metrics=metrics)
 
     @property
     def executions(self) -> int:
@@ -110,8 +168,14 @@ class TaskRunner:
 
         # A slot is held while the task runs, not while its run is recorded: posting to Phoenix
         # then overlaps the next task instead of idling a slot for a server round trip.
+        # The output travels with its example (completed run, evaluation item): both must fit.
+        limit = self.max_message_bytes - len(item.example.model_dump_json()) - EVENT_OVERHEAD_BYTES
+
+        def convert(value: Any) -> Any:
+            return travelling_output(value, limit)
+
         attempt = await self._invoke.attempt(
-            self.tasks, item.task, item, item.example, span=span, convert=jsonable
+            self.tasks, item.task, item, item.example, span=span, convert=convert
         )
         if attempt is None:
             return Execution(outcome=Outcome.SKIPPED)

@@ -7,6 +7,11 @@ the in-flight long poll to return. This worker consumes what it produces (contro
 coordinator -> work -> task agents -> control), so that wait recurs at every hop: up to
 1.5 s each. A short wait bounds it, at the cost of a few more empty fetches while idle.
 
+Faust's consumer also sleeps a whole second whenever none of its partitions is active, which
+is the case from the start until table recovery ends: the first records then wait for the rest
+of that second. It naps briefly instead (``IDLE_NAP_SECONDS``), so a one-shot run's first task
+starts when recovery ends.
+
     >>> app = faust.App("id", broker="kafka://localhost:9092")      # doctest: +SKIP
     >>> app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=100)  # doctest: +SKIP
 """
@@ -34,9 +39,24 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
+#: how long the consumer waits before looking again when none of its partitions is active
+IDLE_NAP_SECONDS = 0.05
+
+
 class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+            # Faust's own answer here is ``await self.sleep(1)``; nothing to fetch either way.
+            try:
+                self.not_waiting_next_records.set()
+                await self.sleep(IDLE_NAP_SECONDS)
+                return {}, set()
+            finally:
+                self.not_waiting_next_records.set()
+        return await super()._wait_next_records(timeout)
 
 
 class Transport(driver.Transport):

@@ -23,6 +23,11 @@ from streams.steps.intake import Intake
 from streams.steps.tasks import RunTask
 from streams.steps.watchdog import Watchdog
 
+#: consumers per task (or evaluator) slot, in either driver: the slot is held while user code
+#: runs, and the extra consumers record finished results meanwhile, so a slot never idles for
+#: a server round trip
+RECORDING_OVERLAP = 2
+
 
 @dataclass(frozen=True)
 class Steps:
@@ -47,4 +52,4 @@ class Steps:
         )
 
 
-__all__ = ["Steps", "Step", "process"]
+__all__ = ["RECORDING_OVERLAP", "Steps", "Step", "process"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from streams.context import Context
 from streams.effects import DeadLetter, Effects, Envelope
 from streams.events import EvaluationItem, EvaluationOutcome, Outcome
@@ -18,8 +20,11 @@ class Evaluate:
         item: EvaluationItem = envelope.value
         effects = Effects()
         for name in item.evaluators:
+            started = time.monotonic()
             outcome, error = await self._evaluate(item, name, envelope, effects)
-            self.context.metrics.count_evaluation(outcome)
+            self.context.metrics.count_evaluation(
+                outcome, team=item.team, evaluator=name, started=started
+            )
             effects.control.append(EvaluationOutcome.for_item(item, name, outcome, error))
         return effects
 

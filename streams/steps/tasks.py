@@ -59,7 +59,7 @@ class RunTask:
     ) -> tuple[Outcome, str | None]:
         """Run the task and record the run; the completed run joins ``effects``."""
         context, metrics = self.context, self.context.metrics
-        metrics.in_flight += 1
+        started = metrics.task_started()
         cap = context.teams.cap(item.team)
         try:
             if cap is not None:
@@ -79,7 +79,7 @@ class RunTask:
                 effects.completed.append(Completed(execution.completed, execution.context))
         finally:
             metrics.in_flight -= 1
-        metrics.count(outcome)
+        metrics.count(outcome, team=item.team, task=item.task, started=started)
         if outcome in (Outcome.FAILED, Outcome.DEAD_LETTERED):
             log.warning(
                 "run %s for example %s repetition %s: %s", outcome.value, item.example.id,

@@ -37,7 +37,7 @@ async def test_metrics_logs_and_active_requests(
     settings = make_settings(task_concurrency=5)
     log_path = tmp_path / "worker.log"
     worker = WorkerProcess(settings, log_path, env={"RESUME_LOG_FORMAT": "json"})
-    metrics_url = f"http://127.0.0.1:{settings.web_port}/metrics"
+    metrics_url = f"http://127.0.0.1:{settings.web_port}/metrics.json"
     for name, value in {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "RESUME_TOPIC_PREFIX": settings.topic_prefix,

@@ -112,7 +112,9 @@ async def test_retries_run_out_then_dead_letters_then_replay(make_settings, phoe
             settings, ResumeRequest(experiment_id=built.experiment_id, task="answer")
         )
         assert final.summary["dead_lettered"] == 5
-        assert final.state is RequestState.COMPLETE  # it ended, and says what was lost
+        # It ended, and says what was lost (issue 16: in a state of its own, not "complete").
+        assert final.state is RequestState.INCOMPLETE
+        assert "phoenix-resume dead-letters --reason phoenix --replay" in final.message
         letters = [x for x in await list_dead_letters(settings) if x.reason == "phoenix"]
         assert len(letters) == 5 and all("unreachable after 2 attempts" in x.error for x in letters)
         assert experiment_counts(phoenix, built.experiment_id)["successful_run_count"] == 0

@@ -28,6 +28,11 @@ from producers.cli import build_parser
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = "docker-compose.yml"
 DOCKERFILE = "Dockerfile"
+PROMETHEUS_CONFIG = "deploy/prometheus.yml"
+PROMETHEUS_SERVICE = "prometheus"
+PROMETHEUS_CONFIG_PATH = "/etc/prometheus/prometheus.yml"  # the image's default --config.file
+PROMETHEUS_PORT = 9090  # the image's default --web.listen-address
+PROMETHEUS_HEALTH = {"/-/ready", "/-/healthy"}
 KAFKA_SERVICE = "kafka"
 PHOENIX_SERVICE = "phoenix"
 EXPECTED_ROLES = {"tasks", "evaluators"}
@@ -43,11 +48,13 @@ DEFAULT_PHOENIX_PORT = 6006  # the Phoenix server's own default for PHOENIX_PORT
 class Deployment:
     compose: dict[str, Any]
     dockerfile: list[tuple[str, str]]  # (INSTRUCTION, arguments), continuations joined
+    root: Path = REPO  # where the files the compose file mounts are
 
     @classmethod
     def load(cls, root: Path) -> Deployment:
         compose = yaml.safe_load((root / COMPOSE).read_text())
-        return cls(compose=compose, dockerfile=parse_dockerfile((root / DOCKERFILE).read_text()))
+        return cls(compose=compose, dockerfile=parse_dockerfile((root / DOCKERFILE).read_text()),
+                   root=root)
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:
@@ -115,6 +122,35 @@ def container_ports(service: dict[str, Any]) -> list[tuple[int | None, int]]:
         parts = str(entry).split("/")[0].split(":")
         host = int(parts[-2]) if len(parts) >= 2 and parts[-2] else None
         found.append((host, int(parts[-1])))
+    return found
+
+
+def mounts_of(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source, for each entry of ``volumes`` (short or long form)."""
+    mounts: dict[str, str] = {}
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            mounts[str(entry.get("target"))] = str(entry.get("source"))
+            continue
+        source, _, rest = str(entry).partition(":")
+        mounts[rest.partition(":")[0]] = source
+    return mounts
+
+
+def long_flags(argv: list[str]) -> dict[str, str]:
+    """``--name=value`` arguments as {name: value}."""
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+
+
+def scrape_targets(config: dict[str, Any]) -> set[tuple[str, int, str]]:
+    """(host, port, metrics path) of every static target of a Prometheus configuration."""
+    found: set[tuple[str, int, str]] = set()
+    for job in config.get("scrape_configs") or []:
+        path = job.get("metrics_path", "/metrics")
+        for static in job.get("static_configs") or []:
+            for target in static.get("targets") or []:
+                host, _, port = str(target).rpartition(":")
+                found.add((host, int(port), path))
     return found
 
 
@@ -445,6 +481,46 @@ def check_dockerfile(deploy: Deployment) -> list[str]:
     return problems
 
 
+def check_prometheus(deploy: Deployment) -> list[str]:
+    """The optional Prometheus service scrapes every worker's /metrics, and only that."""
+    service = deploy.services.get(PROMETHEUS_SERVICE)
+    if service is None:
+        return [f"no {PROMETHEUS_SERVICE!r} service"]
+    problems: list[str] = []
+    if not service.get("profiles"):
+        problems.append("prometheus: not behind a profile, so every `docker compose up` starts it")
+    flags = long_flags(argv_of(service.get("command")))
+    config_path = flags.get("config.file", PROMETHEUS_CONFIG_PATH)
+    source = mounts_of(service).get(config_path)
+    if source is None or not source.startswith("./"):
+        return [*problems, f"prometheus: {config_path} is not mounted from this repository"]
+    config_file = deploy.root / source
+    if not config_file.is_file():
+        return [*problems, f"prometheus: {source} does not exist"]
+    scraped = scrape_targets(yaml.safe_load(config_file.read_text()) or {})
+    wanted = {
+        (name, int(worker_value(deploy, worker, "RESUME_WEB_PORT", "web_port")), "/metrics")
+        for name, worker in deploy.workers().items()
+    }
+    problems += [f"prometheus: does not scrape {h}:{p}{path}" for h, p, path in sorted(
+        wanted - scraped)]
+    problems += [f"prometheus: scrapes {h}:{p}{path}, no worker's metrics" for h, p, path in sorted(
+        scraped - wanted)]
+    port = int(flags.get("web.listen-address", f":{PROMETHEUS_PORT}").rpartition(":")[2])
+    if port not in [target for _, target in container_ports(service)]:
+        problems.append(f"prometheus: listens on {port}, which is not published")
+    urls = urls_in(healthcheck_text(service))
+    if not urls or any(
+        url_port(u) != port or urlsplit(u).path not in PROMETHEUS_HEALTH for u in urls
+    ):
+        problems.append(f"prometheus: health check {urls} is not /-/ready on {port}")
+    depends = service.get("depends_on") or {}
+    for name in deploy.workers():
+        if not isinstance(depends, dict) or name not in depends:
+            problems.append(f"prometheus: does not wait for {name}")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Deployment], list[str]]] = {
     "env names": check_worker_env_names,
     "commands": check_worker_commands,
@@ -456,6 +532,7 @@ CHECKS: dict[str, Callable[[Deployment], list[str]]] = {
     "health dependencies": check_health_dependencies,
     "image pins": check_image_pins,
     "dockerfile": check_dockerfile,
+    "prometheus": check_prometheus,
 }
 
 
@@ -501,6 +578,28 @@ def test_the_health_checked_route_exists(
     assert paths and paths <= set(pipeline.app.web.views), (paths, list(pipeline.app.web.views))
 
 
+async def test_what_prometheus_scrapes_is_served_as_prometheus_text(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.app import Role, create_app
+
+    config = yaml.safe_load((REPO / PROMETHEUS_CONFIG).read_text())
+    for name, port, path in scrape_targets(config):
+        args, _ = parse_cli(argv_of(deployment.services[name].get("command")))
+        settings = Settings(data_dir=tmp_path, web_port=port, tracing_enabled=False)
+        web = create_app(settings, role=Role(args.role)).app.web
+        web.blueprints.apply(web)
+        web.init_server()
+        async with TestClient(TestServer(web.web_app)) as client:
+            response = await client.get(path)
+            assert response.status == 200, (name, path)
+            names = {f.name for f in text_string_to_metric_families(await response.text())}
+        assert "phoenix_resume_runs" in names, (name, path, names)
+
+
 # (check, file, text in the file, replacement): each breaks exactly what the check guards.
 BREAKAGES = [
     ("env names", COMPOSE, "RESUME_WEB_BIND: 0.0.0.0", "RESUME_WEB_BINDING: 0.0.0.0"),
@@ -536,6 +635,18 @@ BREAKAGES = [
     ("dockerfile", DOCKERFILE, 'CMD ["worker"]', 'CMD ["serve"]'),
     ("dockerfile", DOCKERFILE, "-c constraints.txt .", "-c constraints.txt '.[dev]'"),
     ("dockerfile", DOCKERFILE, "USER app", "USER root"),
+    ("prometheus", PROMETHEUS_CONFIG, '"evaluator-worker:6067"', '"evaluator-worker:6066"'),
+    ("prometheus", PROMETHEUS_CONFIG, '["task-worker:6066"]',
+     '["task-worker:6066", "phoenix:6006"]'),
+    ("prometheus", PROMETHEUS_CONFIG, "metrics_path: /metrics", "metrics_path: /metrics.json"),
+    ("prometheus", COMPOSE, '    profiles: ["monitoring"]\n', ""),
+    ("prometheus", COMPOSE, "prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+     "prometheus.yml:/etc/prometheus/other.yml:ro"),
+    ("prometheus", COMPOSE, "./deploy/prometheus.yml:", "./deploy/prom.yml:"),
+    ("prometheus", COMPOSE, '"9090:9090"', '"9090:9091"'),
+    ("prometheus", COMPOSE, "127.0.0.1:9090/-/ready", "127.0.0.1:9090/metrics"),
+    ("prometheus", COMPOSE,
+     "      evaluator-worker:\n        condition: service_healthy\n    restart", "    restart"),
 ]
 
 
@@ -543,7 +654,8 @@ BREAKAGES = [
 def test_each_check_catches_its_breakage(
     tmp_path: Path, check: str, file: str, old: str, new: str
 ) -> None:
-    for name in (COMPOSE, DOCKERFILE):
+    for name in (COMPOSE, DOCKERFILE, PROMETHEUS_CONFIG):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text((REPO / name).read_text())
     text = (tmp_path / file).read_text()
     assert old in text, f"{file} no longer contains {old!r}: update this breakage"

@@ -731,3 +731,37 @@ async def test_an_ended_request_is_forgotten_in_batches_through_the_topic() -> N
     await h.coordinator.handle(outcome_for(first.work[0]))
     assert h.summary(req.request_id).succeeded == before.succeeded == 10
     assert list(h.coordinator.finished) == [f"{other.request_id}/run/ex001/1"]
+
+
+# --- issue 16: never complete while work is missing; a reused id is said to be one ---
+
+
+async def test_dead_lettered_work_ends_the_request_incomplete_naming_count_and_replay() -> None:
+    h = harness(experiment(examples=3), page_size=10)
+    req = request()
+    work = (await drain(h, StartRequest(request=req))).work
+    await drain(h, outcome_for(work[0]))
+    await drain(h, outcome_for(work[1], Outcome.DEAD_LETTERED, "Phoenix unreachable"))
+    last = await drain(h, outcome_for(work[2], Outcome.DEAD_LETTERED, "Phoenix unreachable"))
+    s = h.summary(req.request_id)
+    assert s.state is RequestState.INCOMPLETE and s.state.is_final
+    [final] = [st for st in last.status if st.state.is_final]
+    assert final.state is RequestState.INCOMPLETE
+    assert "Incomplete: 2 item(s) were dead-lettered" in final.message
+    assert "phoenix-resume dead-letters --reason phoenix --replay" in final.message
+    assert any(isinstance(c, Forget) for c in last.control)
+
+
+async def test_a_reused_request_id_gets_a_duplicate_status_and_changes_nothing() -> None:
+    h = harness(experiment(examples=3), page_size=10)
+    req = request()
+    await drain(h, StartRequest(request=req))
+    before, lane = h.summary(req.request_id), h.lanes[EXP]
+    reused = request(task="grade", request_id=req.request_id)
+    effects = await h.coordinator.handle(StartRequest(request=reused))
+    [status] = effects.status
+    assert status.state is RequestState.DUPLICATE and status.request_id == req.request_id
+    assert "was used by an earlier request" in status.message
+    assert status.summary["task"] == "grade"
+    assert (effects.work, effects.control, effects.ended) == ([], [], {})
+    assert h.summary(req.request_id) == before and h.lanes[EXP] == lane

@@ -82,3 +82,17 @@ async def test_the_waiter_gets_the_first_copys_outcome_even_if_its_record_is_for
     done.end(0, pair, Outcome.SUCCEEDED)
     table.clear()  # the request ended and another agent forgot its records before we woke
     assert await asyncio.wait_for(waiter, 1) is Outcome.SUCCEEDED
+
+
+def test_a_dead_lettered_pair_is_not_remembered_so_its_replay_runs() -> None:
+    async def scenario() -> None:
+        done = DonePairs({}, {})
+        pair = item("r1", "ex1")
+        done.begin(0, pair)
+        done.end(0, pair, Outcome.DEAD_LETTERED)
+        assert await done.settled(0, pair) is None and len(done) == 0
+        done.begin(0, pair)
+        done.end(0, pair, Outcome.SUCCEEDED)
+        assert await done.settled(0, pair) is Outcome.SUCCEEDED
+
+    asyncio.run(scenario())

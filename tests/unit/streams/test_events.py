@@ -79,10 +79,13 @@ def test_completed_run_succeeded_means_no_error() -> None:
 
 
 def test_final_states() -> None:
+    # incomplete (dead-lettered work) and duplicate (a reused request id) came with issue 16
     assert FINAL_STATES == {
-        RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED
+        RequestState.COMPLETE, RequestState.INCOMPLETE, RequestState.ABORTED,
+        RequestState.FAILED, RequestState.REJECTED, RequestState.DUPLICATE,
     }
     assert [s for s in RequestState if s.is_final] == [
-        RequestState.COMPLETE, RequestState.ABORTED, RequestState.FAILED, RequestState.REJECTED
+        RequestState.COMPLETE, RequestState.INCOMPLETE, RequestState.ABORTED,
+        RequestState.FAILED, RequestState.REJECTED, RequestState.DUPLICATE,
     ]
     assert not RequestState.QUEUED.is_final and not RequestState.RUNNING.is_final

@@ -284,3 +284,66 @@ def test_resolve_reference_into_an_evaluator_registry(task_module: str) -> None:
     resolved = resolve_reference(f"{task_module}:answer", evaluators)
     assert (resolved.name, resolved.kind, resolved.parameters) == ("answer", "CODE", ("input",))
     assert resolve_reference(f"{task_module}:answer", evaluators) is resolved
+
+
+# --- Phoenix's binding: trace_id, and Phoenix's own evaluator objects ---
+
+
+def test_an_evaluator_gets_the_run_trace_id_by_name() -> None:
+    from streams.evaluators import EvaluatorRegistry
+    from streams.events import Example
+
+    registered = EvaluatorRegistry().register("traced", lambda output, trace_id: (output, trace_id))
+    example = Example(id="e1", input={"q": 1}, output={"a": 1})
+    assert registered.arguments(example, "out", "abc123") == {"output": "out", "trace_id": "abc123"}
+
+
+def test_a_task_cannot_ask_for_a_trace_id() -> None:
+    from streams.registry import TaskRegistry, TaskSignatureError
+
+    with pytest.raises(TaskSignatureError, match="trace_id"):
+        TaskRegistry().register("t", lambda input, trace_id: None)
+
+
+async def test_phoenix_evaluator_objects_keep_name_kind_and_binding() -> None:
+    from phoenix.client.experiments import create_evaluator
+
+    from streams.evaluators import EvaluatorRegistry, normalize
+    from streams.events import Example
+    from streams.registry import phoenix_evaluator
+
+    @create_evaluator(kind="LLM", name="judge")
+    def judge(output, expected, example, trace_id):
+        return (1.0 if output == expected else 0.0, example.id, f"trace {trace_id}")
+
+    adapted = phoenix_evaluator(judge)
+    assert adapted is not None and (adapted.name, adapted.kind) == ("judge", "LLM")
+    registered = EvaluatorRegistry().register(adapted.name, adapted.fn, adapted.kind)
+    example = Example(id="ex1", input={"q": 1}, output={"a": 1})
+    result = normalize(await registered(example, {"a": 1}, "t1"))
+    assert (result.score, result.label, result.explanation) == (1.0, "ex1", "trace t1")
+    assert registered.kind == "LLM"
+
+
+def test_plain_functions_are_not_phoenix_evaluators() -> None:
+    from streams.registry import phoenix_evaluator
+
+    assert phoenix_evaluator(lambda output: 1) is None
+    assert phoenix_evaluator("judge") is None
+
+
+def test_a_sync_phoenix_evaluator_is_called_as_a_sync_function() -> None:
+    from phoenix.client.experiments import create_evaluator
+
+    from streams.registry import is_async_callable, phoenix_evaluator
+
+    sync = phoenix_evaluator(create_evaluator(name="s")(lambda output: 1.0))
+
+    async def judge(output):
+        return 1.0
+
+    asynchronous = phoenix_evaluator(create_evaluator(name="a")(judge))
+    assert sync is not None and asynchronous is not None
+    assert not is_async_callable(sync.fn)  # run in the invoker's threads, off the loop
+    assert is_async_callable(asynchronous.fn)
+    assert sync.fn(None, 2, None, None, {}, Example(id="e"), None) == {"score": 1.0}

@@ -72,3 +72,24 @@ def test_the_key_is_never_shown(directory: TeamDirectory, monkeypatch) -> None:
     monkeypatch.setenv("SEARCH_KEY", "s3cr3t")
     settings = Settings(teams=TEAMS)
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.teams)
+
+
+def test_a_deployment_without_teams_refuses_a_request_naming_one() -> None:
+    deployed = TeamDirectory.from_settings(Settings(phoenix_host="http://one:1"))
+    assert "unknown team 'nope'" in deployed.unknown("nope")
+    assert "no teams configured" in deployed.unknown("nope")
+    assert deployed.unknown(None) is None and deployed.unknown("default") is None
+    # Handed one client in code, a team name stays a label.
+    assert TeamDirectory.single(PhoenixClient("http://one:1")).unknown("nope") is None
+
+
+def test_a_bootstrap_address_that_is_not_host_port_is_a_named_error() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    for bad, says in (("notahost", "'notahost' is not host:port"), ("", "is empty"),
+                      (" , ", "is empty"), ("a:b", "'a:b' is not host:port"),
+                      ("h:1,h:99999", "'h:99999'")):
+        with pytest.raises(ValidationError, match=says):
+            Settings(kafka_bootstrap_servers=bad)
+    assert Settings(kafka_bootstrap_servers="a:1, [::1]:9092").kafka_hosts == ["a:1", "[::1]:9092"]

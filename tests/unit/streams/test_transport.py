@@ -17,3 +17,21 @@ async def test_the_worker_consumer_waits_at_most_the_configured_fetch_wait(tmp_p
         assert built._fetch_max_wait_ms == 77
     finally:
         await built.stop()
+
+
+async def test_with_no_active_partition_the_consumer_naps_briefly_not_a_second(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from streams.kafka.transport import IDLE_NAP_SECONDS
+
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    consumer = pipeline.app.consumer
+    assert consumer.flow_active and not consumer._get_active_partitions()  # as before recovery
+    start = time.monotonic()
+    records, active = await consumer._wait_next_records(timeout=1.0)
+    waited = time.monotonic() - start
+    assert (records, active) == ({}, set())
+    assert IDLE_NAP_SECONDS <= waited + 0.01 and waited < 0.5  # Faust's own sleep is 1 s
+    assert consumer.not_waiting_next_records.is_set()

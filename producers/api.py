@@ -120,6 +120,7 @@ def prepare(function: str, unknown: dict[str, Any], **kwargs: Any) -> Prepared:
     if settings is not None and not isinstance(settings, Settings):
         raise InvalidArgumentError("settings", f"must be a config.Settings, got {settings!r}")
     tasks, registry = TaskRegistry(), EvaluatorRegistry()
+    where = "task"
     try:
         task_name = (
             tasks.register(func_name(task), task, rate_limit_errors=rate_limited).name
@@ -127,6 +128,7 @@ def prepare(function: str, unknown: dict[str, Any], **kwargs: Any) -> Prepared:
             else None
         )
         for spec in specs:
+            where = spec.where
             registry.register(spec.name, spec.fn, spec.kind, rate_limit_errors=rate_limited)
         request = ResumeRequest(
             experiment_id=experiment_id,
@@ -135,10 +137,12 @@ def prepare(function: str, unknown: dict[str, Any], **kwargs: Any) -> Prepared:
             stop_on_first_error=flags["stop_on_first_error"],
         )
     except RegistryError as exc:  # a parameter that cannot be bound, named by the registry
-        raise InvalidArgumentError("evaluators" if task is None else "task", str(exc)) from None
+        raise InvalidArgumentError(where, str(exc)) from None
     except ValidationError as exc:  # the request's own bounds (id characters, name lengths)
         error = exc.errors()[0]
         raise InvalidArgumentError(str(error["loc"][0]), error["msg"]) from None
+    except ValueError as exc:  # an evaluator object's kind that is neither CODE nor LLM
+        raise InvalidArgumentError(where, str(exc)) from None
     settings = (settings or load_settings()).model_copy(
         update={
             "task_concurrency": concurrency,

@@ -38,6 +38,8 @@ class EvaluatorSpec:
     name: str
     fn: Callable[..., Any]
     kind: str = "CODE"
+    #: how the argument names it in errors (``evaluators[0]``, ``evaluators['exact']``)
+    where: str = "evaluators"
 
 
 def func_name(fn: Callable[..., Any]) -> str:
@@ -119,7 +121,7 @@ def check_rate_limit_errors(value: object) -> tuple[type[BaseException], ...]:
 def _spec(value: object, name: str | None, where: str) -> EvaluatorSpec:
     adapted = phoenix_evaluator(value)
     if adapted is not None:  # Phoenix's client keys these by their own name, as here
-        return EvaluatorSpec(adapted.name, adapted.fn, adapted.kind)
+        return EvaluatorSpec(adapted.name, adapted.fn, adapted.kind, where)
     if not callable(value):
         raise InvalidArgumentError(where, f"{value!r} is not callable")
     if name is None:
@@ -134,7 +136,7 @@ def _spec(value: object, name: str | None, where: str) -> EvaluatorSpec:
             raise InvalidArgumentError(where, "must take at least one parameter (e.g. output)")
     except (TypeError, ValueError):
         pass  # no signature to check (a builtin): it gets the output
-    return EvaluatorSpec(name, value)
+    return EvaluatorSpec(name, value, where=where)
 
 
 def evaluator_specs(evaluators: object) -> list[EvaluatorSpec]:

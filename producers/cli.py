@@ -239,8 +239,9 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
         team=args.team,
     )
 
-    if args.timeout is not None and not args.timeout > 0:
-        print("phoenix-resume: --timeout must be a positive number of seconds", file=sys.stderr)
+    if args.timeout is not None and (not args.wait or not args.timeout > 0):
+        problem = "needs --wait" if not args.wait else "must be a positive number of seconds"
+        print(f"phoenix-resume: --timeout {problem}", file=sys.stderr)
         return EXIT_USAGE
 
     async def publish() -> dict | None:
@@ -271,15 +272,23 @@ def _request(args: argparse.Namespace, settings: Settings) -> int:
     return _finish(progress, summary)
 
 
+def _bad_controls(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--timeout`` / ``--retries`` of ``run`` and ``evaluate``, if anything."""
+    if not args.timeout > 0:
+        return "--timeout must be a positive number of seconds"
+    if not 0 <= args.retries <= 100:
+        return "--retries must be at least 0 and at most 100"
+    return None
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     """``run`` and ``evaluate``: one request run in this process (embedded or on Kafka)."""
     if args.concurrency < 1:
         print("phoenix-resume: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if not args.timeout > 0 or args.retries < 0:
-        option = "--timeout must be a positive number" if not args.timeout > 0 else (
-            "--retries must be at least 0")
-        print(f"phoenix-resume: {option}", file=sys.stderr)
+    problem = _bad_controls(args)
+    if problem is not None:
+        print(f"phoenix-resume: {problem}", file=sys.stderr)
         return EXIT_USAGE
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
     task = resolve_reference(args.task, default_tasks) if args.command == "run" else None

@@ -173,6 +173,9 @@ class Progress:
                     return
         if state == "complete":
             self._closing_lines(s)
+            nothing = task is None and not s.get("evaluations_finished")
+            if nothing and not always_block:
+                return  # as Phoenix's resume_evaluation: no evaluations, no summary
         print(summary_block(s), file=self.out, flush=True)
 
     def _closing_lines(self, s: Mapping[str, Any]) -> None:

@@ -95,6 +95,19 @@ class Example(BaseModel):
     output: Any = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    # Phoenix's client hands tasks and evaluators an ``ExampleProxy``, readable as a mapping
+    # too (``example["input"]``): code written for it works here unchanged.
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in type(self).model_fields else default
+
+    def keys(self) -> list[str]:
+        return list(type(self).model_fields)
+
 
 class WorkItem(Contract):
     """One (example, repetition) pair of one request, to run the task on."""

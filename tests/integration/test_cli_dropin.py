@@ -139,3 +139,46 @@ def test_the_worker_says_what_it_is_and_imports_from_where_it_stands(
     chatter = [line for line in lines
                if any(f" INFO {name}" in line for name in ("faust", "mode", "aiokafka"))]
     assert chatter == []
+
+
+class Throttled(Exception):
+    """What a model client raises when it is rate limited."""
+
+
+async def test_rate_limits_and_failures_are_retried_not_recorded(make_settings, phoenix) -> None:
+    built = build_experiment(phoenix, examples=6, repetitions=1)
+    calls: dict[int, int] = {}
+
+    def flaky(input):
+        n = input["n"]
+        calls[n] = calls.get(n, 0) + 1
+        if calls[n] == 1:
+            raise Throttled("429")
+        if calls[n] == 2 and n % 2:
+            raise ValueError("transient")
+        return {"n": n}
+
+    settings = make_settings(rate_limit_backoff_initial_seconds=0.05)
+    result = await aresume_experiment(
+        experiment_id=built.experiment_id, task=flaky, rate_limit_errors=Throttled,
+        concurrency=3, print_summary=False, settings=settings,
+    )
+    assert (result.succeeded, result.failed) == (6, 0)
+    counts = experiment_counts(phoenix, built.experiment_id)
+    assert (counts["successful_run_count"], counts["failed_run_count"]) == (6, 0)
+    assert sorted(calls.values()) == [2, 2, 2, 3, 3, 3]
+
+
+async def test_a_dry_run_counts_what_would_run_and_writes_nothing(make_settings, phoenix) -> None:
+    built = build_experiment(phoenix, examples=5, repetitions=2, succeeded=3, failed=2)
+    before = experiment_counts(phoenix, built.experiment_id)
+    calls = []
+    result = await aresume_experiment(
+        experiment_id=built.experiment_id, task=lambda input: calls.append(input),
+        evaluators={"exact": lambda output: True}, dry_run=True, print_summary=False,
+        settings=make_settings(),
+    )
+    assert result.dry_run and result.state == "dry_run"
+    assert result.incomplete_at_start == built.incomplete == 7
+    assert result.evaluations["exact"].would_run == 3 + 7  # 3 unevaluated runs, 7 may come
+    assert calls == [] and experiment_counts(phoenix, built.experiment_id) == before

@@ -131,6 +131,8 @@ def test_an_evaluator_asking_for_trace_id_is_taken(runner: Recorder) -> None:
         ({"task": "answer"}, "task"),
         ({"task": lambda: 1}, "task"),
         ({"task": lambda input, nope: 1}, "task"),
+        ({"evaluators": {"bad": lambda output, nope: 1}}, "evaluators['bad']"),
+        ({"evaluators": [exact, lambda: 1]}, "evaluators[1]"),
         ({"experiment_id": ""}, "experiment_id"),
         ({"experiment_id": "bad id!"}, "experiment_id"),
     ],
@@ -250,3 +252,16 @@ def test_the_private_loop_of_a_worker_thread_accepts_signal_handlers(monkeypatch
         return api.blocking(installs_handlers())
 
     assert asyncio.run(notebook_cell()) == "started"
+
+
+def test_an_evaluator_object_of_an_unknown_kind_is_named(runner: Recorder) -> None:
+    class Human:
+        name, kind = "panel", "HUMAN"
+
+        async def async_evaluate(self, **kwargs):
+            return 1.0
+
+    with pytest.raises(InvalidArgumentError) as info:
+        resume_evaluation(experiment_id=EXP, evaluators=[exact, Human()], print_summary=False)
+    assert info.value.argument == "evaluators[1]" and "HUMAN" in str(info.value)
+    assert runner.calls == []

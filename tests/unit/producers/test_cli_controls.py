@@ -39,6 +39,8 @@ def test_one_shot_commands_default_to_phoenix_controls() -> None:
         (["run", EXP, "--task", "m:f", "--timeout", "0"], "--timeout must be a positive number"),
         (["evaluate", EXP, "--evaluator", "m:e", "--retries", "-1"], "--retries must be at least 0"),
         (["request", EXP, "--task", "t", "--wait", "--timeout", "-3"], "--timeout must be a positive"),
+        (["request", EXP, "--task", "t", "--timeout", "5"], "--timeout needs --wait"),
+        (["run", EXP, "--task", "m:f", "--retries", "101"], "--retries must be at least 0 and at most 100"),
     ],
 )
 def test_bad_controls_exit_2_naming_the_option(argv, message, capsys) -> None:

@@ -104,3 +104,11 @@ def test_bar_format_is_phoenix_client_format() -> None:
     from phoenix.client.resources.experiments import get_tqdm_progress_bar_formatter
 
     assert bar_format("resuming tasks") == get_tqdm_progress_bar_formatter("resuming tasks")
+
+
+def test_evaluations_already_complete_print_phoenix_line_and_no_block() -> None:
+    out = io.StringIO()
+    final = {"experiment_id": EXP, "task": None, "state": "complete", "evaluators": ["exact"],
+             "evaluations_finished": 0, "evaluations": {"exact": {}}}
+    Progress(out, io.StringIO()).finish(final)
+    assert out.getvalue() == "✅ No incomplete evaluations found. All evaluations are complete.\n"

@@ -347,3 +347,11 @@ def test_a_sync_phoenix_evaluator_is_called_as_a_sync_function() -> None:
     assert not is_async_callable(sync.fn)  # run in the invoker's threads, off the loop
     assert is_async_callable(asynchronous.fn)
     assert sync.fn(None, 2, None, None, {}, Example(id="e"), None) == {"score": 1.0}
+
+
+def test_the_example_reads_as_phoenix_example_proxy_does() -> None:
+    example = Example(id="e1", input={"q": 1}, output={"a": 2}, metadata={"m": 3})
+    assert (example["input"], example.get("output"), example["metadata"]) == ({"q": 1}, {"a": 2}, {"m": 3})
+    assert example.get("updated_at") is None and example.keys() == ["id", "input", "output", "metadata"]
+    with pytest.raises(KeyError):
+        example["nope"]

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import faust
+import faust.transport.consumer
 from mode import Service
 
 from config import Settings
@@ -65,11 +66,35 @@ class ResumeApp(faust.App):
             )
             await consumer.commit()
 
+    async def _on_partitions_revoked(self, revoked: Any) -> None:
+        if self.should_stop:
+            # Stopping, and the group rebalances (a replacement joined): Faust lets go of the
+            # partitions at once while the agents still finish what they hold, and their
+            # table writes would then miss the new owner's recovery of the changelogs (the
+            # request then waits for its watchdog). They finish first, within the drain time.
+            await self._finish_held_events()
+        await super()._on_partitions_revoked(revoked)
 
-if not hasattr(faust.App, "_consumer_wait_empty"):  # fail at import, not at the first deploy
-    raise RuntimeError(
-        "faust.App has no _consumer_wait_empty; RESUME_DRAIN_SECONDS cannot be applied"
-    )
+    async def _finish_held_events(self) -> None:
+        consumer = self.consumer
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_seconds
+        consumer._clean_unacked_messages()
+        while consumer._unacked_messages and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            consumer._clean_unacked_messages()
+        await self._producer_flush(self.log)
+        try:
+            await consumer.commit()
+        except Exception as exc:  # the partitions may be gone already: the records are not
+            self.log.warning("commit before leaving the group failed: %r", exc)
+
+
+# Private parts of Faust the drain relies on: fail at import, not at the first deploy.
+if not all(hasattr(faust.App, name) for name in (
+    "_consumer_wait_empty", "_on_partitions_revoked", "_producer_flush"
+)) or not hasattr(faust.transport.consumer.Consumer, "_clean_unacked_messages"):
+    raise RuntimeError("this Faust has no drain hooks; RESUME_DRAIN_SECONDS cannot be applied")
 
 
 class _Resources(Service):

@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,11 +135,13 @@ class Invoker:
         *,
         span: Callable[[], Span | None],
         convert: Callable[[Any], Any],
+        settle: Callable[[Attempt], Awaitable[None]] | None = None,
     ) -> Attempt | None:
         """Call ``registry``'s function ``name`` for ``item`` in a slot, traced by the span
         ``span()`` opens; its value passes through ``convert``, whose errors count as the
         function's. None: the item's request stopped before it got a slot. A failed call is
         made again (in a new slot, with a new span) while the retry policy allows.
+        ``settle`` is awaited with the last attempt before its slot is given on.
         """
         tries = Tries(self.retry)
         trace_id = getattr(item, "trace_id", None)
@@ -156,6 +158,8 @@ class Invoker:
                 if delay is None:
                     if attempt.error is not None and item.stop_on_first_error:
                         self.aborts.stop_here(item.request_id)  # before the slot is given on
+                    if settle is not None:
+                        await settle(attempt)
                     return attempt
             finish_span(attempt.span, attempt.end, error=attempt.error)  # this try's own trace
             self.retried += 1

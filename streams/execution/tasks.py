@@ -174,16 +174,25 @@ class TaskRunner:
         def convert(value: Any) -> Any:
             return travelling_output(value, limit)
 
+        executed: ExecutedRun | None = None
+
+        async def settle(attempt: Attempt) -> None:
+            # In the slot: a crash can then cost only the tasks in the slots, since a
+            # finished one is remembered before its slot runs the next (streams.execution.dedup).
+            nonlocal executed
+            trace_id = finish_span(attempt.span, attempt.end, output=attempt.value,
+                                   error=attempt.error)
+            executed = ExecutedRun.of(attempt, trace_id)
+            if on_executed is not None:
+                await on_executed(executed)
+
         attempt = await self._invoke.attempt(
-            self.tasks, item.task, item, item.example, span=span, convert=convert
+            self.tasks, item.task, item, item.example, span=span, convert=convert, settle=settle
         )
         if attempt is None:
             return Execution(outcome=Outcome.SKIPPED)
-        trace_id = finish_span(attempt.span, attempt.end, output=attempt.value, error=attempt.error)
+        assert executed is not None  # settled in the slot
         context = set_span_in_context(attempt.span) if attempt.span is not None else parent
-        executed = ExecutedRun.of(attempt, trace_id)
-        if on_executed is not None:
-            await on_executed(executed)
         return await self.record(item, executed, context)
 
     async def record(

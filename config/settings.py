@@ -269,7 +269,10 @@ class Settings(BaseSettings):
         gt=0,
         description="A request without any outcome for this long is verified against Phoenix.",
     )
-    reconcile_interval_seconds: float = Field(default=10.0, gt=0)
+    # The watchdog looks every 2 s; right after a rebalance a request idle for
+    # recovery_stall_seconds is verified (a killed owner's last counts may be lost).
+    reconcile_interval_seconds: float = Field(default=2.0, gt=0)
+    recovery_stall_seconds: float = Field(default=5.0, gt=0)
     progress_every: int = Field(
         default=25, ge=1, description="Emit a progress status event every N finished pairs."
     )

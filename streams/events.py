@@ -318,6 +318,9 @@ class Reconcile(Contract):
     type: Literal["reconcile"] = "reconcile"
     request_id: str
     experiment_id: Identifier
+    #: verify when idle this long (None: the coordinator's stall time); shorter right after a
+    #: rebalance, when the new owner's tables may lack what a killed owner counted last
+    idle_seconds: float | None = Field(default=None, ge=0)
 
 
 class Forget(Contract):

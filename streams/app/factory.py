@@ -193,6 +193,10 @@ def create_app(
     )
     if runs_tasks:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
+
+        @app.on_partitions_assigned.connect
+        async def recovering(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+            pipeline.steps.watchdog.rebalanced()
     if web:
         register_views(pipeline, role.value)
     app.add_dependency(_Resources(context))

@@ -240,7 +240,7 @@ class Coordinator:
         summary = self.summaries.get(event.request_id)
         if summary is None:
             return
-        idle = verification.stalled_for(summary, self.policy)
+        idle = verification.stalled_for(summary, self.policy, threshold=event.idle_seconds)
         if idle is None:
             return
         # Outcomes stopped coming: some work was lost (a crash, or offsets committed past

@@ -24,15 +24,20 @@ from streams.summary import Summary
 
 
 def stalled_for(
-    summary: Summary, policy: PagingPolicy, now: datetime | None = None
+    summary: Summary,
+    policy: PagingPolicy,
+    now: datetime | None = None,
+    threshold: float | None = None,
 ) -> float | None:
-    """How long a request made no progress, when that is long enough to verify it."""
+    """How long a request made no progress, when that is long enough (``threshold``, by
+    default the policy's stall time) to verify it."""
     if summary.is_final or summary.verifying is not None:
         return None
     if summary.state is RequestState.QUEUED:
         return None  # waiting for its turn is no stall
     idle = ((now or utcnow()) - summary.last_progress_at).total_seconds()
-    return idle if idle >= policy.stall_seconds else None
+    limit = policy.stall_seconds if threshold is None else threshold
+    return idle if idle >= limit else None
 
 
 def take_over(summary: Summary) -> Summary:

@@ -48,7 +48,11 @@ class Steps:
             run_task=RunTask(context),
             dispatch=Dispatch(),
             evaluate=Evaluate(context),
-            watchdog=Watchdog(context.tables.summaries, context.settings.stall_seconds),
+            watchdog=Watchdog(
+                context.tables.summaries,
+                context.settings.stall_seconds,
+                context.settings.recovery_stall_seconds,
+            ),
         )
 
 

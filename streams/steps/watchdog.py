@@ -19,22 +19,49 @@ class Watchdog:
     """Finds the requests this worker owns that made no progress for ``stall_seconds``; the
     coordinator decides what to do (a verification pass), this only asks."""
 
-    def __init__(self, summaries: Mapping[str, Summary], stall_seconds: float) -> None:
+    def __init__(
+        self,
+        summaries: Mapping[str, Summary],
+        stall_seconds: float,
+        recovery_seconds: float | None = None,
+    ) -> None:
         self.summaries = summaries
         self.stall_seconds = stall_seconds
+        #: after a rebalance, a request idle this long (since the rebalance) is verified
+        self.recovery_seconds = recovery_seconds
+        self.rebalanced_at: datetime | None = None
         self.passes = 0  # reconciliations asked for (metrics)
+
+    def rebalanced(self, now: datetime | None = None) -> None:
+        """This worker was assigned partitions: it may own requests whose last outcomes a
+        killed owner counted but never made durable (committed past), which would otherwise
+        wait for ``stall_seconds``."""
+        self.rebalanced_at = now or utcnow()
 
     def tick(self, now: datetime | None = None) -> Effects:
         now = now or utcnow()
         effects = Effects()
+        recovering = (
+            self.recovery_seconds is not None and self.rebalanced_at is not None
+            and (now - self.rebalanced_at).total_seconds() < self.stall_seconds
+        )
         for request_id in list(self.summaries):
             summary = self.summaries.get(request_id)
             if summary is None or summary.is_final or summary.state is RequestState.QUEUED:
                 continue
-            if (now - summary.last_progress_at).total_seconds() < self.stall_seconds:
+            idle = (now - summary.last_progress_at).total_seconds()
+            if recovering:
+                assert self.recovery_seconds is not None and self.rebalanced_at is not None
+                since = (now - max(summary.last_progress_at, self.rebalanced_at)).total_seconds()
+                if since >= self.recovery_seconds:
+                    effects.control.append(Reconcile(
+                        request_id=request_id, experiment_id=summary.experiment_id,
+                        idle_seconds=min(idle, self.recovery_seconds),
+                    ))
                 continue
-            effects.control.append(
-                Reconcile(request_id=request_id, experiment_id=summary.experiment_id)
-            )
+            if idle >= self.stall_seconds:
+                effects.control.append(
+                    Reconcile(request_id=request_id, experiment_id=summary.experiment_id)
+                )
         self.passes += len(effects.control)
         return effects

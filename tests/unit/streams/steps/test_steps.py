@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
@@ -246,3 +247,25 @@ async def test_a_run_left_by_a_crash_is_posted_without_running_the_task_again(ph
     assert not calls
     assert [o.outcome for o in effects.control] == [Outcome.SUCCEEDED]
     assert [p["output"] for p in phoenix.posted] == [{"n": "before"}]
+
+
+async def test_after_a_rebalance_an_idle_request_is_verified_within_the_recovery_time(
+    phoenix,
+) -> None:
+    context, steps, _ = build(phoenix, Counter())
+    watchdog = steps.watchdog
+    watchdog.recovery_seconds = 5.0
+    request = ResumeRequest(experiment_id=EXP, task="answer")
+    now = utcnow()
+    quiet = Summary.for_request(request).model_copy(
+        update={"state": RequestState.RUNNING,
+                "last_progress_at": now.replace(microsecond=0) - timedelta(seconds=30)}
+    )
+    context.tables.summaries[request.request_id] = quiet
+    assert watchdog.tick(now).control == []  # 30 s idle is no stall yet (120 s)
+    watchdog.rebalanced(now)
+    assert watchdog.tick(now + timedelta(seconds=2)).control == []  # give it time to go on
+    [reconcile] = watchdog.tick(now + timedelta(seconds=6)).control
+    assert reconcile.request_id == request.request_id and reconcile.idle_seconds == 5.0
+    effects = await steps.coordinate.handle(envelope(reconcile, "control"))
+    assert any("verifying" in s.message for s in effects.status)  # the coordinator verifies

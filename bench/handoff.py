@@ -71,8 +71,9 @@ async def one(stack, phoenix: httpx.Client, work: Path, concurrency: int, event:
                     await asyncio.sleep(0.05)
                 event_at = time.monotonic()
                 workers[0].terminate() if event == "SIGTERM" else workers[0].kill()
+                # A web port of its own: a stopping first worker may hold its own a while.
                 workers.append(WorkerProcess(settings, work / f"{event}-{concurrency}-2.log",
-                                             env=env))
+                                             env={**env, "RESUME_WEB_PORT": str(free_port())}))
             final = None
             async for status in follower.follow(request.request_id):
                 final = status

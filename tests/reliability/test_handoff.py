@@ -13,16 +13,28 @@ from producers.kafka import RequestPublisher, StatusFollower
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.kafka.admin import ensure_topics
 from tests.support.experiments import build_experiment, experiment_counts, list_runs
+from tests.support.ports import free_port
 from tests.support.workers import REPO, WorkerProcess, settings_env
 
 CONCURRENCY = 5
 SETTINGS: dict = {}
 
 
-async def _follow_to_end(follower: StatusFollower, request_id: str) -> StatusEvent:
+async def _follow_to_end(
+    follower: StatusFollower, request_id: str, *workers: WorkerProcess, timeout: float = 300
+) -> StatusEvent:
     final = None
-    async for status in follower.follow(request_id):
-        final = status
+
+    async def follow() -> None:
+        nonlocal final
+        async for status in follower.follow(request_id):
+            final = status
+
+    try:
+        await asyncio.wait_for(follow(), timeout)
+    except TimeoutError:
+        logs = "\n".join(w.log_text()[-4000:] for w in workers)
+        raise AssertionError(f"request {request_id} did not end in {timeout} s:\n{logs}") from None
     assert final is not None
     return final
 
@@ -61,8 +73,10 @@ async def _interrupted_run(make_settings, phoenix, tmp_path: Path, how: str):
                 first.terminate()  # the replacement starts at once, as in a rolling deploy
             else:
                 first.kill()
-            second = WorkerProcess(settings, tmp_path / "worker-2.log", env=env)
-            final = await _follow_to_end(follower, request.request_id)
+            # A web port of its own: a stopping first worker may hold its own a while.
+            second = WorkerProcess(settings, tmp_path / "worker-2.log",
+                                   env={**env, "RESUME_WEB_PORT": str(free_port())})
+            final = await _follow_to_end(follower, request.request_id, second)
             after = time.monotonic() - event_at
     finally:
         for worker in (first, second):
@@ -108,7 +122,11 @@ async def test_one_of_two_workers_killed_the_other_finishes_without_reruns_beyon
     env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.2"}
     request = ResumeRequest(experiment_id=built.experiment_id, task="paced-echo")
     await ensure_topics(settings)
-    workers = [WorkerProcess(settings, tmp_path / f"worker-{i}.log", env=env) for i in (1, 2)]
+    workers = [  # each with a web port of its own: two cannot listen on one
+        WorkerProcess(settings, tmp_path / f"worker-{i}.log",
+                      env={**env, "RESUME_WEB_PORT": str(free_port())})
+        for i in (1, 2)
+    ]
     try:
         async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
             await publisher.publish(request)
@@ -116,7 +134,7 @@ async def test_one_of_two_workers_killed_the_other_finishes_without_reruns_beyon
                                       workers[0])
             event_at = time.monotonic()
             workers[0].kill()
-            final = await _follow_to_end(follower, request.request_id)
+            final = await _follow_to_end(follower, request.request_id, workers[1])
             after = time.monotonic() - event_at
     finally:
         for worker in workers:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -371,3 +373,50 @@ async def test_poison_fuzz_on_every_topic_while_a_request_runs(
             assert letter.size > 5_000_000 and len(letter.sha256) == 64
     for log in logs:
         assert "Crashed" not in log and "MaxRestartsExceeded" not in log, log[-3000:]
+
+
+async def test_sigterm_mid_request_stops_the_worker_and_the_other_finishes(
+    make_settings, phoenix, tmp_path, capsys
+) -> None:
+    """SIGTERM to one of two workers while a request runs (after poison its agents survived):
+    it exits promptly, and the other worker finishes the request, one success per pair."""
+    built = build_experiment(phoenix, examples=60, repetitions=2)
+    settings = make_settings(task_concurrency=3, page_size=10, stall_seconds=20,
+                             reconcile_interval_seconds=2, kafka_session_timeout_seconds=10)
+    await ensure_topics(settings)
+    first = WorkerProcess(settings, tmp_path / "w1.log", task_module="tests.support.hostile")
+    second = WorkerProcess(
+        settings.model_copy(update={"web_port": free_port(), "data_dir": tmp_path / "faust-2"}),
+        tmp_path / "w2.log", task_module="tests.support.hostile")
+    try:
+        await asyncio.sleep(8)
+        follow = asyncio.create_task(_finals(
+            settings, [ResumeRequest(experiment_id=built.experiment_id, task="steady")], 240))
+        producer = AIOKafkaProducer(**connection_options(settings))
+        await producer.start()
+        try:
+            for partition in range(settings.work_partitions):
+                await producer.send_and_wait(settings.topics.work, key=b"k", value=None,
+                                             partition=partition)
+        finally:
+            await producer.stop()
+
+        async def some_ran() -> bool:
+            return experiment_counts(phoenix, built.experiment_id)["successful_run_count"] >= 20
+
+        await until(some_ran, 60, "no run recorded")
+        os.killpg(first.pid, signal.SIGTERM)
+        started = time.monotonic()
+        code = await asyncio.to_thread(first.process.wait, 60)
+        took = time.monotonic() - started
+        [final] = await follow
+        assert second.process.poll() is None
+    finally:
+        first.stop()
+        second.stop()
+    with capsys.disabled():
+        print(f"\n[sigterm] exit={code} after {took:.1f} s; repaired={final.summary['repaired']}")
+    assert took < 30, f"SIGTERM took {took:.0f} s"
+    assert final.state is RequestState.COMPLETE, final.message
+    ok = successes(phoenix, built.experiment_id)
+    assert len(ok) == built.total and max(ok.values()) == 1

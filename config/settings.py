@@ -250,24 +250,6 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("kafka_bootstrap_servers")
-    @classmethod
-    def _check_bootstrap(cls, value: str) -> str:
-        """Every entry ``host:port``, so a typo fails here with its name, not deep in a client."""
-        entries = [h.strip() for h in value.split(",") if h.strip()]
-        if not entries:
-            raise ValueError(
-                "KAFKA_BOOTSTRAP_SERVERS is empty: give one or more host:port, comma-separated"
-            )
-        for entry in entries:
-            host, sep, port = entry.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(
-                    f"KAFKA_BOOTSTRAP_SERVERS entry {entry!r} is not host:port "
-                    "(for example 127.0.0.1:9092)"
-                )
-        return value
-
     @field_validator("phoenix_host")
     @classmethod
     def _check_host(cls, value: str) -> str:

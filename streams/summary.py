@@ -129,6 +129,8 @@ class Summary(BaseModel):
     def redelivers(self, request: ResumeRequest) -> bool:
         """Whether ``request`` is this summary's own request again (Kafka delivers at least
         once), rather than a new request reusing its id."""
+        if self.requested_at is None:  # stored before summaries kept it: as it always was
+            return True
         return (
             self.requested_at == request.requested_at
             and self.experiment_id == request.experiment_id

@@ -194,8 +194,9 @@ def create_app(
     if runs_tasks:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
 
-        @app.on_partitions_assigned.connect
-        async def recovering(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        # Once the tables are recovered and the streams go on: the idle time counts from there.
+        @app.on_rebalance_complete.connect
+        async def recovered(sender: Any, **kwargs: Any) -> None:
             pipeline.steps.watchdog.rebalanced()
     if web:
         register_views(pipeline, role.value)

@@ -30,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, set_span_in_context
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from streams.events import CompletedRun, Outcome, WorkItem
+from streams.events import CompletedRun, Outcome, WorkItem, utcnow
 from streams.execution.aborts import Aborts
 from streams.errors import PhoenixResumeError
 from streams.execution.invoke import Attempt, Invoker
@@ -43,8 +43,8 @@ from streams.tracing import finish_span, start_span
 
 _CHAIN = OpenInferenceSpanKindValues.CHAIN.value
 
-#: room in a message for what travels beside the output and the example (ids, times, names)
-EVENT_OVERHEAD_BYTES = 8 * 1024
+#: slack for what the event skeleton below does not know exactly (run and trace ids, times)
+EVENT_SLACK_BYTES = 512
 
 
 class OutputError(PhoenixResumeError, ValueError):
@@ -88,6 +88,16 @@ class Execution:
     completed: CompletedRun | None = None
     error: str | None = None
     context: Context | None = None  # the run's trace context, for the completed-run event
+
+
+def _skeleton_bytes(item: WorkItem) -> int:
+    """The size of ``item``'s completed-run event without an output."""
+    now = utcnow()
+    skeleton = CompletedRun.for_item(
+        item, run_id="R" * 64, output=None, error=None, start_time=now, end_time=now,
+        trace_id="0" * 32,
+    )
+    return len(skeleton.model_dump_json())
 
 
 @dataclass(frozen=True)
@@ -168,8 +178,9 @@ class TaskRunner:
 
         # A slot is held while the task runs, not while its run is recorded: posting to Phoenix
         # then overlaps the next task instead of idling a slot for a server round trip.
-        # The output travels with its example (completed run, evaluation item): both must fit.
-        limit = self.max_message_bytes - len(item.example.model_dump_json()) - EVENT_OVERHEAD_BYTES
+        # The output travels in the completed-run event (and the evaluation item, which carries
+        # less) beside the example and the request's fields: what is left of a message is its.
+        limit = self.max_message_bytes - _skeleton_bytes(item) - EVENT_SLACK_BYTES
 
         def convert(value: Any) -> Any:
             return travelling_output(value, limit)

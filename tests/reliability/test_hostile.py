@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -112,6 +114,7 @@ async def test_tombstones_on_every_topic_while_a_request_runs(make_settings, pho
 
 async def _finals(settings, requests: list[ResumeRequest], timeout: float) -> list:
     """Publish ``requests`` and wait for each one's final status event."""
+    wanted = {r.request_id for r in requests}
     async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
         for request in requests:
             await publisher.publish(request)
@@ -124,7 +127,7 @@ async def _finals(settings, requests: list[ResumeRequest], timeout: float) -> li
             for messages in batches.values():
                 for message in messages:
                     status = follower._codec.loads(message.value)
-                    if getattr(status, "state", None) is not None and status.state.is_final:
+                    if getattr(status, "request_id", None) in wanted and status.state.is_final:
                         finals[status.request_id] = status
     return [finals[r.request_id] for r in requests]
 
@@ -284,7 +287,6 @@ def hostile_messages(rng: random.Random, valid: dict) -> list[tuple[str, bytes |
     nested = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
     return [
         ("tombstone", b"k", None, []),
-        ("tombstone-no-key", None, None, []),
         ("5mb", b"k", json.dumps({**valid, "padding": "x" * 5_000_000}).encode(), []),
         ("random", b"k", rng.randbytes(rng.randrange(1, 4096)), []),
         ("random-key", rng.randbytes(16) + b"\xff", rng.randbytes(64), []),
@@ -306,22 +308,22 @@ async def test_poison_fuzz_on_every_topic_while_a_request_runs(
     two workers: both stay up, the request completes with one success per pair, and every bad
     message on an agent's topic is a dead letter that names where it came from."""
     rng = random.Random(16)
-    built = build_experiment(phoenix, examples=40, repetitions=2)
+    built = build_experiment(phoenix, examples=60, repetitions=2)
     settings = make_settings(task_concurrency=3, page_size=10)
     await ensure_topics(settings)
     names = settings.topics.model_dump()
     consumed = ("requests", "control", "work", "evaluations", "completed_runs")
     workers = [
-        WorkerProcess(settings, tmp_path / "w1.log"),
+        WorkerProcess(settings, tmp_path / "w1.log", task_module="tests.support.hostile"),
         WorkerProcess(settings.model_copy(update={"web_port": free_port(),
                                                   "data_dir": tmp_path / "faust-2"}),
-                      tmp_path / "w2.log"),
+                      tmp_path / "w2.log", task_module="tests.support.hostile"),
     ]
     sent: dict[tuple[str, int, int], str] = {}
     try:
         await asyncio.sleep(8)  # both in the group
         follow = asyncio.create_task(_finals(
-            settings, [ResumeRequest(experiment_id=built.experiment_id, task="upper")], 180))
+            settings, [ResumeRequest(experiment_id=built.experiment_id, task="steady")], 180))
 
         async def some_ran() -> bool:
             return experiment_counts(phoenix, built.experiment_id)["successful_run_count"] >= 10
@@ -337,6 +339,7 @@ async def test_poison_fuzz_on_every_topic_while_a_request_runs(
                     sent[(meta.topic, meta.partition, meta.offset)] = f"{role}/{kind}"
         finally:
             await producer.stop()
+        assert not follow.done(), "the request ended before the poison was all sent"
         [final] = await follow
         expected = {where: kind for where, kind in sent.items()
                     if where[0] in {names[r] for r in consumed}}
@@ -355,11 +358,11 @@ async def test_poison_fuzz_on_every_topic_while_a_request_runs(
     assert alive == [True, True], [log[-2000:] for log in logs]
     assert final.state is RequestState.COMPLETE, final.message
     ok = successes(phoenix, built.experiment_id)
-    assert len(ok) == built.total == 80 and max(ok.values()) == 1
+    assert len(ok) == built.total == 120 and max(ok.values()) == 1
     found = {(x.source_topic, x.source_partition, x.source_offset): x for x in letters}
     missing = sorted(kind for where, kind in expected.items() if where not in found)
     assert missing == [], missing
-    assert len(letters) == len(expected) == 5 * 13
+    assert len(letters) == len(expected) == 5 * 12
     for where, kind in expected.items():
         letter = found[where]
         assert letter.reason in ("tombstone", "invalid", "oversized"), (kind, letter.reason)
@@ -370,3 +373,50 @@ async def test_poison_fuzz_on_every_topic_while_a_request_runs(
             assert letter.size > 5_000_000 and len(letter.sha256) == 64
     for log in logs:
         assert "Crashed" not in log and "MaxRestartsExceeded" not in log, log[-3000:]
+
+
+async def test_sigterm_mid_request_stops_the_worker_and_the_other_finishes(
+    make_settings, phoenix, tmp_path, capsys
+) -> None:
+    """SIGTERM to one of two workers while a request runs (after poison its agents survived):
+    it exits promptly, and the other worker finishes the request, one success per pair."""
+    built = build_experiment(phoenix, examples=60, repetitions=2)
+    settings = make_settings(task_concurrency=3, page_size=10, stall_seconds=20,
+                             reconcile_interval_seconds=2, kafka_session_timeout_seconds=10)
+    await ensure_topics(settings)
+    first = WorkerProcess(settings, tmp_path / "w1.log", task_module="tests.support.hostile")
+    second = WorkerProcess(
+        settings.model_copy(update={"web_port": free_port(), "data_dir": tmp_path / "faust-2"}),
+        tmp_path / "w2.log", task_module="tests.support.hostile")
+    try:
+        await asyncio.sleep(8)
+        follow = asyncio.create_task(_finals(
+            settings, [ResumeRequest(experiment_id=built.experiment_id, task="steady")], 240))
+        producer = AIOKafkaProducer(**connection_options(settings))
+        await producer.start()
+        try:
+            for partition in range(settings.work_partitions):
+                await producer.send_and_wait(settings.topics.work, key=b"k", value=None,
+                                             partition=partition)
+        finally:
+            await producer.stop()
+
+        async def some_ran() -> bool:
+            return experiment_counts(phoenix, built.experiment_id)["successful_run_count"] >= 20
+
+        await until(some_ran, 60, "no run recorded")
+        os.killpg(first.pid, signal.SIGTERM)
+        started = time.monotonic()
+        code = await asyncio.to_thread(first.process.wait, 60)
+        took = time.monotonic() - started
+        [final] = await follow
+        assert second.process.poll() is None
+    finally:
+        first.stop()
+        second.stop()
+    with capsys.disabled():
+        print(f"\n[sigterm] exit={code} after {took:.1f} s; repaired={final.summary['repaired']}")
+    assert took < 30, f"SIGTERM took {took:.0f} s"
+    assert final.state is RequestState.COMPLETE, final.message
+    ok = successes(phoenix, built.experiment_id)
+    assert len(ok) == built.total and max(ok.values()) == 1

@@ -51,3 +51,10 @@ def exits_evaluator(output: dict) -> bool:
     if output["n"] % 2 == 0:
         sys.exit(4)
     return True
+
+
+@task("steady")
+async def steady(input: dict) -> dict:
+    """Slow enough (0.2 s) that a request is still running while a test attacks it."""
+    await asyncio.sleep(0.2)
+    return {"n": input["n"]}

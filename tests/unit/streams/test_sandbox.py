@@ -182,3 +182,17 @@ async def test_a_pool_with_all_spares_stuck_still_answers_every_call() -> None:
     finally:
         release.set()
         invoker.close()
+
+
+async def test_the_output_limit_is_what_the_event_leaves_of_a_message() -> None:
+    # A small message limit still carries a small output (the limit is not a fixed margin).
+    runner, _ = runner_for(lambda input: {"n": input["n"]}, max_message_bytes=4096)
+    big, _ = runner_for(lambda input: "z" * 3600, max_message_bytes=4096)
+    try:
+        assert (await runner.run(item())).outcome is Outcome.SUCCEEDED
+        too_big = await big.run(item())
+    finally:
+        runner.close()
+        big.close()
+    assert too_big.outcome is Outcome.FAILED
+    assert "bytes an event can carry" in too_big.error

@@ -93,3 +93,16 @@ def test_a_bootstrap_address_that_is_not_host_port_is_a_named_error() -> None:
         with pytest.raises(ValidationError, match=says):
             Settings(kafka_bootstrap_servers=bad)
     assert Settings(kafka_bootstrap_servers="a:1, [::1]:9092").kafka_hosts == ["a:1", "[::1]:9092"]
+
+
+def test_admission_refuses_an_unknown_team_where_none_are_configured() -> None:
+    from streams.coordinator.admission import refusal
+    from streams.events import ResumeRequest
+    from streams.registry import TaskRegistry
+
+    tasks = TaskRegistry()
+    tasks.register("answer", lambda input: input)
+    deployed = TeamDirectory.from_settings(Settings(phoenix_host="http://one:1"))
+    nope = ResumeRequest(experiment_id="e1", task="answer", team="nope")
+    assert "unknown team 'nope'" in refusal(nope, deployed, tasks, tasks)
+    assert refusal(nope.model_copy(update={"team": None}), deployed, tasks, tasks) is None

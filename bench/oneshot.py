@@ -273,8 +273,8 @@ def report(results: list[Process]) -> list[str]:
             "| runner | wall s, start to exit | speed vs seed | first task s | steady runs/s"
             + (f" (vs C/latency = {ideal:.0f})" if ideal else "")
             + " | CPU s client / server / broker | client CPU ms per pair | peak RSS MB "
-            "| complete |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| complete | other load, cores |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
         ]
         for runner in dict.fromkeys(r.runner for r in cell):
             runs = [r for r in cell if r.runner == runner]
@@ -292,7 +292,8 @@ def report(results: list[Process]) -> list[str]:
                 f"{span([r.first_task_s for r in runs])} | {steady_text} | {cpu} | "
                 f"{span([r.cpu_ms_per_pair for r in runs], 1)} | "
                 f"{_f(median([r.peak_rss_mb for r in runs]), 0)} | "
-                f"{'yes' if all(r.complete for r in runs) else 'NO'} |"
+                f"{'yes' if all(r.complete for r in runs) else 'NO'} | "
+                f"{span([r.foreign_load for r in runs], 1)} |"
             )
         lines.append("")
     return lines

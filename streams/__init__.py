@@ -13,5 +13,6 @@
 - ``kafka/``: connection settings, topic administration and errors shared by all clients;
 - ``tracing``, ``teams``, ``metrics``: spans, per-team servers and caps, worker counters;
 - ``app/``: the Faust deployment: app factory, topics, tables, agents, web views;
+- ``local/``: the embedded runner, the same steps on in-process queues (one-shot runs, no broker);
 - ``errors``: the root of every named error.
 """

@@ -1,5 +1,5 @@
 """The embedded runner: the pipeline's steps driven in this process, without a broker."""
 
-from streams.local.runner import LocalRun, run_local
+from streams.local.runner import LocalRun, LocalRunError, run_local
 
-__all__ = ["LocalRun", "run_local"]
+__all__ = ["LocalRun", "LocalRunError", "run_local"]

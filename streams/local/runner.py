@@ -34,6 +34,7 @@ from typing import Any
 from config import Settings
 from streams.context import Context, Tables
 from streams.effects import Envelope, Origin
+from streams.errors import PhoenixResumeError
 from streams.evaluators import EvaluatorRegistry
 from streams.events import ResumeRequest, StatusEvent
 from streams.publish import GlobalTable, Headers, Publisher, TopicRole
@@ -45,6 +46,11 @@ from streams.tracing import extract
 log = logging.getLogger(__name__)
 
 Message = tuple[str | bytes | None, Any, Headers | None]
+
+
+class LocalRunError(PhoenixResumeError):
+    """The embedded run could not start its request: a step failed before the coordinator
+    kept a summary of it, so no watchdog or verification pass would ever end it."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class QueueSender:
 
     tables: Tables
     on_status: Callable[[StatusEvent], None]
+    on_dead_letter: Callable[[LocalDeadLetter], None] = lambda letter: None
     queues: dict[str, asyncio.Queue[Message]] = field(default_factory=dict)
     dead_letters: list[LocalDeadLetter] = field(default_factory=list)
 
@@ -81,10 +88,10 @@ class QueueSender:
         if role == "status":
             self.on_status(value)
         elif role == "dead_letters":
-            self.dead_letters.append(
-                LocalDeadLetter(_header(headers, "dlq.reason"), _header(headers, "dlq.error"),
-                                _header(headers, "dlq.topic"))
-            )
+            letter = LocalDeadLetter(_header(headers, "dlq.reason"),
+                                     _header(headers, "dlq.error"), _header(headers, "dlq.topic"))
+            self.dead_letters.append(letter)
+            self.on_dead_letter(letter)
         else:
             # Values are immutable pydantic models: handing the object over is what a topic
             # round trip through the codec would give back.
@@ -116,7 +123,7 @@ class LocalRun:
         )
         # A caller may wrap a step (a test that loses work on purpose), as with create_app.
         self.steps = steps(self.context)
-        self.sender = QueueSender(self.context.tables, self._status)
+        self.sender = QueueSender(self.context.tables, self._status, self._dead_letter)
         self.publisher = Publisher(self.sender, self.context.metrics)
         self._on_status = on_status
         self._request_id: str | None = None
@@ -138,6 +145,19 @@ class LocalRun:
             and status.state.is_final
         ):
             final.set_result(status)
+
+    def _dead_letter(self, letter: LocalDeadLetter) -> None:
+        """A request whose start failed has no summary: nothing would ever end it (on Kafka
+        it would wait for a replay of the dead letter); here the run ends with the error."""
+        final, topics = self._final, self.settings.topics
+        if (
+            final is not None and not final.done()
+            and letter.topic in (topics.requests, topics.control)
+            and self._request_id not in self.context.tables.summaries
+        ):
+            final.set_exception(LocalRunError(
+                f"the request could not be started ({letter.reason}): {letter.error}"
+            ))
 
     def _consumers(self) -> list[tuple[TopicRole, Step, int]]:
         steps, settings = self.steps, self.settings

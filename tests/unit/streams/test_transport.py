@@ -35,3 +35,28 @@ async def test_with_no_active_partition_the_consumer_naps_briefly_not_a_second(
     assert (records, active) == ({}, set())
     assert IDLE_NAP_SECONDS <= waited + 0.01 and waited < 0.5  # Faust's own sleep is 1 s
     assert consumer.not_waiting_next_records.is_set()
+
+
+async def test_the_table_manager_starts_recovery_without_faust_s_one_second_sleep(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    manager = pipeline.app.tables
+    started: list[bool] = []
+
+    class Recovery:  # stands in for Faust's, which would reach for the broker
+        async def start(self) -> None:
+            started.append(True)
+
+    async def update_channels() -> None:  # Faust's would start the tables' changelogs
+        started.append(False)
+
+    manager._recovery = Recovery()
+    manager._update_channels = update_channels
+    begin = time.monotonic()
+    await manager.on_start()
+    assert started == [False, True]  # channels, then recovery
+    assert time.monotonic() - begin < 0.5  # Faust's own on_start sleeps 1 s first
+    assert pipeline.app.conf.topic_disable_leader  # no leader-election topic

@@ -7,12 +7,13 @@ import dataclasses
 from collections import Counter
 
 import httpx
+import pytest
 
 from config import Settings
 from streams.effects import Effects, Envelope
 from streams.evaluators import EvaluatorRegistry
 from streams.events import Outcome, RequestState, ResumeRequest, StatusEvent
-from streams.local import LocalRun, run_local
+from streams.local import LocalRun, LocalRunError, run_local
 from streams.registry import TaskRegistry
 from streams.steps import Steps
 from streams.teams import TeamDirectory
@@ -195,3 +196,22 @@ async def test_metrics_count_the_runs() -> None:
                      teams=TeamDirectory.single(phoenix.client()))
     await local.run(ResumeRequest(experiment_id=EXP, task="answer"))
     assert local.context.metrics.runs[Outcome.SUCCEEDED.value] == 3
+
+
+async def test_a_request_whose_start_fails_ends_the_run_with_a_named_error() -> None:
+    phoenix = FakePhoenix(experiment(examples=3))
+
+    class Broken:
+        async def handle(self, envelope: Envelope) -> Effects:
+            raise RuntimeError("coordinator bug")
+
+    def steps(context) -> Steps:
+        return dataclasses.replace(Steps.build(context), coordinate=Broken())
+
+    with pytest.raises(LocalRunError, match="coordinator bug"):
+        await asyncio.wait_for(
+            run(phoenix, Recorder(), ResumeRequest(experiment_id=EXP, task="answer"),
+                steps=steps),
+            timeout=5,
+        )
+    assert asyncio.all_tasks() == {asyncio.current_task()}

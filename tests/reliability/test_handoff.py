@@ -172,7 +172,8 @@ async def test_two_one_shot_runs_of_one_experiment_run_each_pair_once(
     built = build_experiment(phoenix, examples=50, repetitions=2, succeeded=20)
     settings = make_settings(**SETTINGS)
     executions = tmp_path / "executions.log"
-    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.05"}
+    # 80 pairs at 0.5 s, 5 at a time: 8 s of work, longer than the two processes' start skew
+    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.5"}
     runs = [_one_shot(settings, tmp_path, f"run-{i}", built.experiment_id, env) for i in (1, 2)]
     codes = [await _wait_exit(run) for run in runs]
     logs = [(tmp_path / f"run-{i}.log").read_text(errors="replace") for i in (1, 2)]

@@ -35,6 +35,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from config import Settings
 from producers.kafka import StatusFollower
+from streams.app.sender import MIRRORED_HEADER
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import StatusEvent, utcnow
 from streams.kafka.admin import TopicSpec, ensure_topics
@@ -93,7 +94,8 @@ async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent 
                 break
             for record in records:
                 position = record.offset + 1
-                if record.key == key and record.value is not None:
+                mirrored = any(name == MIRRORED_HEADER for name, _ in record.headers or ())
+                if record.key == key and record.value is not None and not mirrored:
                     status = codec.loads(record.value)
                     if not isinstance(status, Undecodable):
                         latest = status
@@ -192,6 +194,8 @@ async def experiment_lease(
             if poller.done():
                 poller.result()  # the consumer failed: say why
             await asyncio.sleep(0.1)
+        # The deployment may have taken a request for it while this run waited for the lease.
+        await wait_for_deployment(settings, experiment_id, on_wait)
         await _announce(settings, experiment_id, holder)
         yield
     finally:

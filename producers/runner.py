@@ -159,5 +159,11 @@ def raise_for_final(final: StatusEvent, runner: str | None = None) -> dict[str, 
     if final.state in (RequestState.REJECTED, RequestState.DUPLICATE):
         raise RequestRejectedError(f"request rejected: {cause}", summary)
     if final.state is RequestState.INCOMPLETE:
-        raise IncompleteError(final.message, summary)
+        message = final.message
+        if runner is not None:  # a one-shot run's dead letters went with it: run it again
+            message = (
+                f"{summary.get('dead_lettered', 0)} item(s) could not be recorded in Phoenix; "
+                "run the same command again: only what is still incomplete runs"
+            )
+        raise IncompleteError(message, summary)
     return summary

@@ -55,16 +55,30 @@ class ResumeApp(faust.App):
     drain_seconds: float = 25.0
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        try:
-            await asyncio.wait_for(
-                super()._consumer_wait_empty(consumer, logger), self.drain_seconds
-            )
-        except TimeoutError:
+        # Faust's own wait cannot be cut short (its ack wait swallows a cancellation), so
+        # the same wait is made here with a deadline, then the same commit.
+        if not self.conf.stream_wait_empty:
+            return
+        logger.info("Wait for streams...")
+        if not await self._held_events_finished():
             logger.warning(
                 "drain time of %g s is over: work still running is handed over",
                 self.drain_seconds,
             )
-            await consumer.commit()
+        await consumer.commit_and_end_transactions()
+
+    async def _held_events_finished(self) -> bool:
+        """Wait for the events the agents hold to be acknowledged, at most the drain time."""
+        consumer = self.consumer
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_seconds
+        consumer._clean_unacked_messages()
+        while consumer._unacked_messages:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+            consumer._clean_unacked_messages()
+        return True
 
     async def _on_partitions_revoked(self, revoked: Any) -> None:
         if self.should_stop:
@@ -77,12 +91,7 @@ class ResumeApp(faust.App):
 
     async def _finish_held_events(self) -> None:
         consumer = self.consumer
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.drain_seconds
-        consumer._clean_unacked_messages()
-        while consumer._unacked_messages and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            consumer._clean_unacked_messages()
+        await self._held_events_finished()
         await self._producer_flush(self.log)
         try:
             await consumer.commit()
@@ -93,7 +102,9 @@ class ResumeApp(faust.App):
 # Private parts of Faust the drain relies on: fail at import, not at the first deploy.
 if not all(hasattr(faust.App, name) for name in (
     "_consumer_wait_empty", "_on_partitions_revoked", "_producer_flush"
-)) or not hasattr(faust.transport.consumer.Consumer, "_clean_unacked_messages"):
+)) or not all(hasattr(faust.transport.consumer.Consumer, name) for name in (
+    "_clean_unacked_messages", "commit_and_end_transactions"
+)):
     raise RuntimeError("this Faust has no drain hooks; RESUME_DRAIN_SECONDS cannot be applied")
 
 
@@ -198,6 +209,7 @@ def create_app(
         @app.on_rebalance_complete.connect
         async def recovered(sender: Any, **kwargs: Any) -> None:
             pipeline.steps.watchdog.rebalanced()
+            context.done_pairs.reindex()  # the recovered partitions' records are new to it
     if web:
         register_views(pipeline, role.value)
     app.add_dependency(_Resources(context))

@@ -11,6 +11,10 @@ from streams.context import Tables
 from streams.publish import GlobalTable, Headers, TopicRole
 
 
+#: the header of a status event a one-shot run mirrored to the deployment's status topic
+MIRRORED_HEADER = "phoenix-resume.one-shot"
+
+
 class FaustSender:
     """A :class:`streams.publish.Sender` over a Faust app's topics and global tables."""
 
@@ -24,7 +28,10 @@ class FaustSender:
     ) -> None:
         await getattr(self.topics, role).send(key=key, value=value, headers=headers)
         if role == "status" and self.topics.status_mirror is not None:
-            await self.topics.status_mirror.send(key=key, value=value, headers=headers)
+            # Marked, so a one-shot run never takes another one-shot run's (perhaps killed,
+            # never final) events for an active deployment request: the lease keeps those apart.
+            mirrored = {**(headers or {}), MIRRORED_HEADER: b"1"}
+            await self.topics.status_mirror.send(key=key, value=value, headers=mirrored)
 
     def broadcast(self, table: GlobalTable, key: str, value: str) -> None:
         getattr(self.tables, table)[key] = value

@@ -31,12 +31,16 @@ def stalled_for(
 ) -> float | None:
     """How long a request made no progress, when that is long enough (``threshold``, by
     default the policy's stall time) to verify it."""
-    if summary.is_final or summary.verifying is not None:
+    if summary.is_final:
         return None
+    limit = policy.stall_seconds if threshold is None else threshold
+    if summary.verifying is not None:
+        # A pass in progress is left alone unless it stalled a full stall time itself (a lost
+        # page event): then it starts again.
+        limit = policy.stall_seconds
     if summary.state is RequestState.QUEUED:
         return None  # waiting for its turn is no stall
     idle = ((now or utcnow()) - summary.last_progress_at).total_seconds()
-    limit = policy.stall_seconds if threshold is None else threshold
     return idle if idle >= limit else None
 
 

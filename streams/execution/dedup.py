@@ -51,6 +51,11 @@ class DonePairs:
             self._index = index
         return self._index
 
+    def reindex(self) -> None:
+        """Forget the index of keys: after a rebalance the table holds other partitions'
+        records (recovered from their changelogs), which must be forgotten in their turn."""
+        self._index = None
+
     def outcome(self, partition: int, item: WorkItem) -> Outcome | None:
         value = self.table.get(done_key(partition, item))
         return Outcome(value) if isinstance(value, str) else None

@@ -30,6 +30,9 @@ class Watchdog:
         #: after a rebalance, a request idle this long (since the rebalance) is verified
         self.recovery_seconds = recovery_seconds
         self.rebalanced_at: datetime | None = None
+        #: requests verified since the last rebalance: once each, or slow work would be
+        #: re-published every few seconds
+        self._recovered: set[str] = set()
         self.passes = 0  # reconciliations asked for (metrics)
 
     def rebalanced(self, now: datetime | None = None) -> None:
@@ -37,6 +40,7 @@ class Watchdog:
         killed owner counted but never made durable (committed past), which would otherwise
         wait for ``stall_seconds``."""
         self.rebalanced_at = now or utcnow()
+        self._recovered.clear()
 
     def tick(self, now: datetime | None = None) -> Effects:
         now = now or utcnow()
@@ -53,7 +57,8 @@ class Watchdog:
             if recovering:
                 assert self.recovery_seconds is not None and self.rebalanced_at is not None
                 since = (now - max(summary.last_progress_at, self.rebalanced_at)).total_seconds()
-                if since >= self.recovery_seconds:
+                if since >= self.recovery_seconds and request_id not in self._recovered:
+                    self._recovered.add(request_id)
                     effects.control.append(Reconcile(
                         request_id=request_id, experiment_id=summary.experiment_id,
                         idle_seconds=min(idle, self.recovery_seconds),

@@ -269,3 +269,5 @@ async def test_after_a_rebalance_an_idle_request_is_verified_within_the_recovery
     assert reconcile.request_id == request.request_id and reconcile.idle_seconds == 5.0
     effects = await steps.coordinate.handle(envelope(reconcile, "control"))
     assert any("verifying" in s.message for s in effects.status)  # the coordinator verifies
+    # Once per rebalance: slow work is not re-published every few seconds.
+    assert watchdog.tick(now + timedelta(seconds=20)).control == []

@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from producers.kafka import RequestPublisher, StatusFollower
 from streams.events import RequestState, ResumeRequest, StatusEvent
 from streams.kafka.admin import ensure_topics
@@ -88,29 +90,21 @@ async def _interrupted_run(make_settings, phoenix, tmp_path: Path, how: str):
     return built, final, beyond, after
 
 
-async def test_a_worker_stopped_with_sigterm_hands_its_work_over_without_reruns(
-    make_settings, phoenix, tmp_path: Path, capsys
+@pytest.mark.parametrize(
+    ("event", "most_reruns"),
+    [("SIGTERM", 0), ("SIGKILL", CONCURRENCY)],  # a stop drains; a kill costs its slots only
+)
+async def test_a_worker_stopped_or_killed_hands_its_work_over(
+    make_settings, phoenix, tmp_path: Path, capsys, event: str, most_reruns: int
 ) -> None:
-    built, final, beyond, after = await _interrupted_run(make_settings, phoenix, tmp_path,
-                                                          "SIGTERM")
+    built, final, beyond, after = await _interrupted_run(make_settings, phoenix, tmp_path, event)
     with capsys.disabled():
-        print(f"\n[handoff SIGTERM] incomplete={built.incomplete} beyond={beyond} "
+        print(f"\n[handoff {event}] incomplete={built.incomplete} beyond={beyond} "
               f"ended_after={after:.1f}s repaired={final.summary['repaired']} "
               f"verify_passes={final.summary['verify_passes']}")
-    assert beyond == 0
-    assert final.summary["repaired"] == 0  # nothing was lost: no verification had to find it
-
-
-async def test_a_killed_worker_reruns_at_most_what_was_in_its_slots(
-    make_settings, phoenix, tmp_path: Path, capsys
-) -> None:
-    built, final, beyond, after = await _interrupted_run(make_settings, phoenix, tmp_path,
-                                                          "SIGKILL")
-    with capsys.disabled():
-        print(f"\n[handoff SIGKILL] incomplete={built.incomplete} beyond={beyond} "
-              f"ended_after={after:.1f}s repaired={final.summary['repaired']} "
-              f"verify_passes={final.summary['verify_passes']}")
-    assert 0 <= beyond <= CONCURRENCY
+    assert 0 <= beyond <= most_reruns
+    if event == "SIGTERM":
+        assert final.summary["repaired"] == 0  # nothing was lost: no verification found it
 
 
 async def test_one_of_two_workers_killed_the_other_finishes_without_reruns_beyond_its_slots(

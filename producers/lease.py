@@ -27,7 +27,6 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
@@ -184,9 +183,12 @@ async def experiment_lease(
     await consumer.start()
     poller = asyncio.create_task(_keep_polling(consumer))
     try:
-        told_at: datetime | None = None
+        asked_at, told_at = utcnow(), None
         while not consumer.assignment():
-            if told_at is None or (utcnow() - told_at).total_seconds() >= 15:
+            # Joining takes a moment even when nobody holds the lease: only a real wait is
+            # worth a line (and a second look at the deployment afterwards).
+            quiet = told_at is None and (utcnow() - asked_at).total_seconds() < 2
+            if not quiet and (told_at is None or (utcnow() - told_at).total_seconds() >= 15):
                 told_at = utcnow()
                 current = await _announced_holder(settings, experiment_id)
                 whom = current.describe() if current is not None else "another run"
@@ -194,8 +196,8 @@ async def experiment_lease(
             if poller.done():
                 poller.result()  # the consumer failed: say why
             await asyncio.sleep(0.1)
-        # The deployment may have taken a request for it while this run waited for the lease.
-        await wait_for_deployment(settings, experiment_id, on_wait)
+        if told_at is not None:  # it waited: the deployment may have taken a request meanwhile
+            await wait_for_deployment(settings, experiment_id, on_wait)
         await _announce(settings, experiment_id, holder)
         yield
     finally:

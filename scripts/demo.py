@@ -91,6 +91,8 @@ def main() -> int:
             env=env, cwd=REPO, timeout=300,
         )
         time.sleep(0.5)
+        # The same figures again, on purpose: this is what any team reads later from the summary table.
+        print("\ndemo: `phoenix-resume status` reads the same summary back from the deployment:", flush=True)
         subprocess.run([*cli, "status", experiment_id], env=env, cwd=REPO, timeout=30)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)

@@ -16,6 +16,7 @@ from streams.limits.limiter import (
     Solo,
     UnknownLimiterError,
     limiter_key,
+    summary_lines,
 )
 from streams.limits.signals import is_rate_limit, retry_after, status_of
 
@@ -29,4 +30,5 @@ __all__ = [
     "limiter_key",
     "retry_after",
     "status_of",
+    "summary_lines",
 ]

@@ -201,6 +201,27 @@ class Limiter:
         }
 
 
+def summary_lines(snapshots: Iterable[Mapping[str, Any]]) -> list[str]:
+    """A summary block's lines for the limiters a run drew from.
+
+    >>> summary_lines([{"limiter": "openai", "team": None, "budget_per_second": 10.0,
+    ...     "members": 2, "share_per_second": 5.0, "current_per_second": 4.5,
+    ...     "rate_limit_signals": 3, "fleet_signals": 1, "waits": 40, "wait_seconds": 12.5}])
+    ['Limiter openai: budget 10/s, share 5/s of 2 workers, now 4.5/s; 3 rate-limit signals (1 elsewhere in the fleet), 40 waits (12.5 s)']
+    """
+    lines = []
+    for s in snapshots:
+        owner = f" (team {s['team']})" if s.get("team") else ""
+        lines.append(
+            f"Limiter {s['limiter']}{owner}: budget {s['budget_per_second']:g}/s, share "
+            f"{s['share_per_second']:g}/s of {s['members']} worker{'s' * (s['members'] != 1)}, "
+            f"now {s['current_per_second']:g}/s; {s['rate_limit_signals']} rate-limit signals "
+            f"({s['fleet_signals']} elsewhere in the fleet), {s['waits']} waits "
+            f"({s['wait_seconds']:g} s)"
+        )
+    return lines
+
+
 def limiter_key(team: str | None, name: str) -> str:
     """A budget's name in the fleet: a team's own quota is another budget than the
     deployment's of the same name."""

@@ -166,3 +166,31 @@ def test_the_share_follows_the_fleet_and_its_signals() -> None:
     assert limiter.share() == pytest.approx(10) and limiter.cap() == 3
     limiters.on_fleet_signal("openai")
     assert limiter.share() == pytest.approx(5, rel=0.01) and limiter.fleet_signals == 1
+
+
+def test_the_fleet_reads_heartbeats_and_signals_and_skips_what_is_not_its() -> None:
+    import json as _json
+    from types import SimpleNamespace
+
+    from config import Settings
+    from streams.limits.fleet import KafkaFleet
+
+    limiters = Limiters({"openai": LimiterConfig(per_second=30)})
+    fleet = KafkaFleet(Settings(), limiters)
+    limiters.fleet = fleet
+    limiter = limiters.get(None, "openai")
+    now_ms = time.time() * 1000
+
+    def record(value: object) -> SimpleNamespace:
+        raw = value if isinstance(value, bytes) else _json.dumps(value).encode()
+        return SimpleNamespace(value=raw, timestamp=now_ms)
+
+    fleet._take({"tp": [
+        record({"member": "w2", "kind": "beat", "demand": ["openai"]}),
+        record({"member": "w3", "kind": "beat", "demand": ["openai"]}),
+        record(b"not json"), record([1, 2]), record({"kind": "beat"}),
+        record({"member": "w2", "kind": "signal", "limiter": "openai"}),
+    ]})
+    assert fleet.members("openai") == 3
+    assert limiter.share() == pytest.approx(5, rel=0.01)  # 30 / 3, halved by w2's signal
+    assert limiter.fleet_signals == 1

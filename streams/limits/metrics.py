@@ -22,8 +22,8 @@ GAUGES = (
     ("limiter_budget_per_second", "budget_per_second",
      "A limiter's budget for the whole fleet, in calls per second."),
     ("limiter_share_per_second", "share_per_second",
-     "This worker's share of the budget now: the budget, lowered on rate-limit signals, "
-     "divided by the live workers drawing from it."),
+     ("This worker's share of the budget now: the budget, lowered on rate-limit signals, "
+      "divided by the live workers drawing from it.")),
     ("limiter_members", "members", "Live workers of the fleet drawing from the limiter."),
     ("limiter_factor", "factor",
      "The fraction of the budget in force (AIMD: halved on a signal, grown slowly back)."),
@@ -33,8 +33,8 @@ GAUGES = (
 COUNTERS = (
     ("limiter_calls", "calls", "Calls this worker made through the limiter."),
     ("rate_limit_signals", "rate_limit_signals",
-     "Rate-limit signals (a rate_limit_errors exception, an HTTP 429) of this worker's calls; "
-     "retried after a backoff, never failures until the retries run out."),
+     ("Rate-limit signals (a rate_limit_errors exception, an HTTP 429) of this worker's "
+      "calls; retried after a backoff, never failures until the retries run out.")),
     ("rate_limit_fleet_signals", "fleet_signals",
      "Rate-limit signals other workers of the fleet got, on which this one cut its rate too."),
     ("rate_limit_waits", "waits", "Calls that waited for a token of the limiter."),

@@ -69,8 +69,8 @@ def retry_after(exc: BaseException) -> float | None:
                 return seconds
             if (seconds := _seconds(headers.get("retry-after"))) is not None:
                 return seconds
-        except Exception:  # noqa: BLE001 - someone else's headers object: no hint then
-            pass
+        except (TypeError, ValueError, AttributeError):  # someone else's headers: no hint then
+            return _seconds(getattr(exc, "retry_after", None))
     return _seconds(getattr(exc, "retry_after", None))
 
 

@@ -6,9 +6,9 @@ import httpx
 
 from config import Settings
 from producers.progress import summary_block
+from streams.evaluators import EvaluatorRegistry
 from streams.events import ResumeRequest
 from streams.local.runner import run_local
-from streams.evaluators import EvaluatorRegistry
 from streams.registry import TaskRegistry
 from streams.teams import TeamDirectory
 from tests.unit.fake_phoenix import FakePhoenix, experiment

@@ -78,7 +78,7 @@ async def test_a_declared_rate_limit_error_counts_too_and_other_errors_do_not() 
         pass
 
     tasks = TaskRegistry()
-    fn, calls = limited(1, error=Slow)
+    fn, _ = limited(1, error=Slow)
     tasks.register("answer", fn, rate_limit_errors=(Slow,), limiter="openai")
     tasks.register("broken", limited(1, error=lambda: provider_error(500))[0], limiter="openai")
     limiters = Limiters({"openai": LimiterConfig(per_second=1000)})

@@ -9,6 +9,10 @@ second as a fraction of R, and the share of calls answered 429.
   limiter ``provider`` declared with budget R; one request.
 - ``python-P``: Phoenix's Python client, ``resume_experiment(rate_limit_errors=...)``, in P
   processes side by side, one experiment each (its adaptive limiter is per process).
+- ``raw-P``: the same client without ``rate_limit_errors`` (no throttle: 429s are errors it
+  retries and then records as failed runs).
+- ``kill-N``: ``ours-N`` with one worker SIGKILLed 10 s into the window (its share comes
+  back after the session timeout); ``join-N``: N workers, one more starting 10 s into it.
 
 Phoenix is ``bench/fakephoenix.py`` (the server is not what is measured).
 
@@ -60,16 +64,21 @@ class Provider:
     def reset(self) -> None:
         self.http.post("/reset")
 
-    def measure(self, warmup: float, window: float, timeout: float = 120) -> dict:
-        """Wait for the first admitted call, then count the window after the warm-up."""
+    def measure(self, warmup: float, window: float, timeout: float = 120,
+                event=None, event_at: float = 10.0) -> dict:
+        """Wait for the first admitted call, then count the window after the warm-up
+        (calling ``event`` once, ``event_at`` seconds into the window)."""
         deadline = time.monotonic() + timeout
         while (first := self.stats()["first"]) is None:
             if time.monotonic() > deadline:
                 raise RuntimeError("no call reached the provider")
             time.sleep(0.2)
         since, until = first + warmup, first + warmup + window
-        while self.stats()["now"] < until:
-            time.sleep(0.5)
+        while (now := self.stats()["now"]) < until:
+            if event is not None and now >= since + event_at:
+                event()
+                event = None
+            time.sleep(0.2)
         counted = self.stats(since, until)
         admitted, rejected = counted["admitted"], counted["rejected"]
         return {
@@ -111,7 +120,8 @@ def limiter_snapshots(ports: list[int]) -> list[dict]:
     return out
 
 
-def ours(n: int, args, kafka: str, phoenix: str, provider: Provider, out: Path) -> dict:
+def ours(n: int, args, kafka: str, phoenix: str, provider: Provider, out: Path,
+         churn: str = "") -> dict:
     ns = uuid.uuid4().hex[:8]
     base = Settings(kafka_bootstrap_servers=kafka, phoenix_host=phoenix, app_id=f"rl-{ns}",
                     topic_prefix=f"rl-{ns}.", data_dir=out / "faust" / ns,
@@ -121,9 +131,21 @@ def ours(n: int, args, kafka: str, phoenix: str, provider: Provider, out: Path) 
            "RESUME_TASK_RETRIES": "3", "RESUME_RATE_LIMIT_BACKOFF_INITIAL_SECONDS": "0.5",
            "RESUME_LOG_LEVEL": "WARNING"}
     ports = [free_port() for _ in range(n)]
-    workers = [WorkerProcess(base, out / f"ours-{n}-{i}.log", task_module="bench.ratelimit_tasks",
+    def start(i: int, port: int) -> WorkerProcess:
+        return WorkerProcess(base, out / f"{churn or 'ours'}-{n}-{i}.log",
+                             task_module="bench.ratelimit_tasks",
                              env={**env, "RESUME_WEB_PORT": str(port)})
-               for i, port in enumerate(ports)]
+
+    workers = [start(i, port) for i, port in enumerate(ports)]
+
+    def event() -> None:
+        if churn == "kill":
+            workers[-1].kill()
+            ports.pop()
+        elif churn == "join":
+            ports.append(free_port())
+            workers.append(start(len(workers), ports[-1]))
+
     try:
         wait_for_web(ports)
         time.sleep(args.settle)  # every worker in the group before the request
@@ -132,22 +154,24 @@ def ours(n: int, args, kafka: str, phoenix: str, provider: Provider, out: Path) 
         subprocess.run([sys.executable, "-m", "producers.cli", "request", exp, "--task",
                         "provider_call"], cwd=REPO, env=settings_env(base), check=True,
                        capture_output=True)
-        result = provider.measure(args.warmup, args.window)
+        result = provider.measure(args.warmup, args.window, event=event if churn else None)
         result["limiters"] = limiter_snapshots(ports)
     finally:
         for worker in workers:
-            worker.stop()
-    return {"runner": f"ours-{n}", "processes": n, **result}
+            if worker.process.poll() is None:
+                worker.stop()
+    return {"runner": f"{churn or 'ours'}-{n}", "processes": n, **result}
 
 
-def anchor(p: int, args, phoenix: str, provider: Provider, out: Path) -> dict:
+def anchor(p: int, args, phoenix: str, provider: Provider, out: Path, raw: bool = False) -> dict:
     exps = [experiment(phoenix, int(args.rate * (args.warmup + args.window + 10) * 1.2 / p) + 50)
             for _ in range(p)]
     provider.reset()
     env = {**os.environ, "BENCH_PROVIDER_URL": str(provider.http.base_url).rstrip("/"),
            "PYTHONPATH": str(REPO)}
+    flags = ["--raw"] if raw else []
     procs = [subprocess.Popen([sys.executable, "-m", "bench.ratelimit", "anchor", "--phoenix",
-                               phoenix, "--experiment", exp], cwd=REPO, env=env,
+                               phoenix, "--experiment", exp, *flags], cwd=REPO, env=env,
                               stdout=open(out / f"python-{p}-{i}.log", "wb"),
                               stderr=subprocess.STDOUT)
              for i, exp in enumerate(exps)]
@@ -157,10 +181,10 @@ def anchor(p: int, args, phoenix: str, provider: Provider, out: Path) -> dict:
         for proc in procs:
             proc.kill()
             proc.wait()
-    return {"runner": f"python-{p}", "processes": p, **result}
+    return {"runner": f"{'raw' if raw else 'python'}-{p}", "processes": p, **result}
 
 
-async def run_anchor(phoenix: str, experiment_id: str) -> None:
+async def run_anchor(phoenix: str, experiment_id: str, raw: bool) -> None:
     from phoenix.client import AsyncClient
 
     from bench.provider import ProviderRateLimit, provider_task
@@ -168,7 +192,7 @@ async def run_anchor(phoenix: str, experiment_id: str) -> None:
     client = AsyncClient(base_url=phoenix)
     await client.experiments.resume_experiment(
         experiment_id=experiment_id, task=provider_task, concurrency=CONCURRENCY,
-        rate_limit_errors=ProviderRateLimit, print_summary=False,
+        rate_limit_errors=None if raw else ProviderRateLimit, print_summary=False,
     )
 
 
@@ -190,6 +214,7 @@ def main() -> None:
     one = sub.add_parser("anchor")
     one.add_argument("--phoenix", required=True)
     one.add_argument("--experiment", required=True)
+    one.add_argument("--raw", action="store_true", help="no rate_limit_errors")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--window", type=float, default=30.0)
@@ -198,11 +223,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "ratelimit")
     args = parser.parse_args()
     if args.command == "anchor":
-        asyncio.run(run_anchor(args.phoenix, args.experiment))
+        asyncio.run(run_anchor(args.phoenix, args.experiment, args.raw))
         return
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    stack = start_stack(out / "stack") if "ours" in args.cells else None
+    needs_kafka = any(c.split("-")[0] in ("ours", "kill", "join") for c in args.cells.split(","))
+    stack = start_stack(out / "stack") if needs_kafka else None
     fake, phoenix = spawn(["bench.fakephoenix", "--port", "0"], out / "fakephoenix.log")
     prov, url = spawn(["bench.provider", "--rate", str(args.rate)], out / "provider.log")
     provider = Provider(url)
@@ -210,11 +236,12 @@ def main() -> None:
     try:
         for cell in args.cells.split(","):
             kind, _, count = cell.partition("-")
-            if kind == "ours":
+            if kind in ("ours", "kill", "join"):
                 assert stack is not None
-                row = ours(int(count), args, stack.kafka_bootstrap_servers, phoenix, provider, out)
+                row = ours(int(count), args, stack.kafka_bootstrap_servers, phoenix, provider, out,
+                           churn="" if kind == "ours" else kind)
             else:
-                row = anchor(int(count), args, phoenix, provider, out)
+                row = anchor(int(count), args, phoenix, provider, out, raw=kind == "raw")
             print(json.dumps(row), flush=True)
             rows.append(row)
             time.sleep(2)

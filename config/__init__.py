@@ -9,6 +9,7 @@ environment.
     'http://127.0.0.1:6006'
 """
 
+from config.limits import LimiterConfig
 from config.settings import Settings, TeamConfig, TopicNames, load_settings
 
-__all__ = ["Settings", "TeamConfig", "TopicNames", "load_settings"]
+__all__ = ["LimiterConfig", "Settings", "TeamConfig", "TopicNames", "load_settings"]

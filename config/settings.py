@@ -26,6 +26,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.limits import LIMITER_NAME, LimiterConfig, read_limiters
+
+#: a limiter's name as a key of the limiters' mapping
+LimiterName = Annotated[str, Field(pattern=LIMITER_NAME)]
+
 
 class TopicNames(BaseModel):
     """Kafka topic names, all derived from one prefix so deployments can share a cluster."""
@@ -63,6 +68,8 @@ class TeamConfig(BaseModel):
     tasks: list[str] = Field(default_factory=lambda: ["*"])
     evaluators: list[str] = Field(default_factory=lambda: ["*"])
     max_concurrency: int | None = Field(default=None, ge=1)
+    #: the team's own quotas (its own provider key): these names draw from these budgets
+    limiters: dict[LimiterName, LimiterConfig] = Field(default_factory=dict)
 
     @field_validator("phoenix_host")
     @classmethod
@@ -232,6 +239,12 @@ class Settings(BaseSettings):
         "max_concurrency}; or RESUME_TEAMS_FILE pointing at such a JSON file.",
     )
     teams_file: Path | None = None
+    limiters: dict[LimiterName, LimiterConfig] = Field(
+        default_factory=dict,
+        description="JSON object: limiter name -> {per_second | per_minute, concurrency}, "
+        "the fleet's budget tasks draw from (streams.limits); or RESUME_LIMITERS_FILE.",
+    )
+    limiters_file: Path | None = None
 
     # --- Pipeline ---
     page_size: int = Field(default=50, ge=1, le=1000)
@@ -345,7 +358,11 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _read_teams(cls, data: Any) -> Any:
-        return read_teams(data)
+        data = read_teams(data)
+        if isinstance(data, dict) and (data.get("limiters") or data.get("limiters_file")):
+            data = {**data, "limiters": read_limiters(data.get("limiters"),
+                                                      data.get("limiters_file"))}
+        return data
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

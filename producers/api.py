@@ -21,7 +21,9 @@ None: no limit); ``retries`` (calls after a task raises, 3); ``rate_limit_errors
 types meaning "rate limited": retried with backoff at a lowered concurrency, never recorded as
 failures); ``concurrency`` (3, as Phoenix's async client). This project adds ``dry_run``
 (count what would run; run and write nothing), ``stop_on_first_error``, ``settings`` and
-``on_status`` (called with every status event).
+``on_status`` (called with every status event), and ``limiter`` (the name of a limiter declared
+in the settings, ``RESUME_LIMITERS``, that every task and evaluator call draws a token from; see
+``streams.limits``).
 
 The result is a :class:`producers.result.ResumeResult`. Errors are named: every bad argument
 is a :class:`producers.errors.InvalidArgumentError` naming it, raised before anything runs;
@@ -50,6 +52,7 @@ from producers.arguments import (
     check_concurrency,
     check_experiment_id,
     check_flag,
+    check_limiter,
     check_rate_limit_errors,
     check_retries,
     check_task,
@@ -79,6 +82,7 @@ PROGRESS_EVERY = 5
 _KNOWN = (
     "experiment_id", "task", "evaluators", "print_summary", "timeout", "concurrency",
     "rate_limit_errors", "retries", "dry_run", "stop_on_first_error", "settings", "on_status",
+    "limiter",
 )
 
 
@@ -119,17 +123,20 @@ def prepare(function: str, unknown: dict[str, Any], **kwargs: Any) -> Prepared:
     settings = kwargs["settings"]
     if settings is not None and not isinstance(settings, Settings):
         raise InvalidArgumentError("settings", f"must be a config.Settings, got {settings!r}")
+    limiter = kwargs["limiter"]
     tasks, registry = TaskRegistry(), EvaluatorRegistry()
     where = "task"
     try:
         task_name = (
-            tasks.register(func_name(task), task, rate_limit_errors=rate_limited).name
+            tasks.register(func_name(task), task, rate_limit_errors=rate_limited,
+                           limiter=limiter).name
             if task is not None
             else None
         )
         for spec in specs:
             where = spec.where
-            registry.register(spec.name, spec.fn, spec.kind, rate_limit_errors=rate_limited)
+            registry.register(spec.name, spec.fn, spec.kind, rate_limit_errors=rate_limited,
+                              limiter=limiter)
         request = ResumeRequest(
             experiment_id=experiment_id,
             task=task_name,
@@ -153,6 +160,7 @@ def prepare(function: str, unknown: dict[str, Any], **kwargs: Any) -> Prepared:
             "progress_every": PROGRESS_EVERY,
         }
     )
+    check_limiter(limiter, settings)
     return Prepared(
         settings, request, tasks, registry, flags["print_summary"], flags["dry_run"], on_status
     )
@@ -242,6 +250,7 @@ async def aresume_experiment(
     stop_on_first_error: bool = False,
     settings: Settings | None = None,
     on_status: Callable[[StatusEvent], None] | None = None,
+    limiter: str | None = None,
     **unknown: Any,
 ) -> ResumeResult:
     """Re-run the missing and failed runs of an experiment, then evaluate every successful run
@@ -263,6 +272,7 @@ async def aresume_evaluation(
     stop_on_first_error: bool = False,
     settings: Settings | None = None,
     on_status: Callable[[StatusEvent], None] | None = None,
+    limiter: str | None = None,
     **unknown: Any,
 ) -> ResumeResult:
     """Run ``evaluators`` on every successful run that lacks (or has an errored) evaluation."""
@@ -284,6 +294,7 @@ def resume_experiment(
     stop_on_first_error: bool = False,
     settings: Settings | None = None,
     on_status: Callable[[StatusEvent], None] | None = None,
+    limiter: str | None = None,
     **unknown: Any,
 ) -> ResumeResult:
     """Blocking form of :func:`aresume_experiment` (same arguments); works in a running loop."""
@@ -305,6 +316,7 @@ def resume_evaluation(
     stop_on_first_error: bool = False,
     settings: Settings | None = None,
     on_status: Callable[[StatusEvent], None] | None = None,
+    limiter: str | None = None,
     **unknown: Any,
 ) -> ResumeResult:
     """Blocking form of :func:`aresume_evaluation` (same arguments); works in a running loop."""

@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config import Settings
 from producers.errors import InvalidArgumentError, UnknownArgumentError
+from streams.limits import Limiters
 from streams.registry import RegistryError, phoenix_evaluator, rate_limit_types
 
 MAX_CONCURRENCY = 1000
@@ -109,6 +111,20 @@ def check_flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidArgumentError(name, f"must be True or False, got {value!r}")
     return value
+
+
+def check_limiter(limiter: object, settings: Settings) -> None:
+    """``limiter`` is None or the name of a limiter the settings declare."""
+    if limiter is None:
+        return
+    if not isinstance(limiter, str):
+        raise InvalidArgumentError("limiter", f"must be a limiter's name, got {limiter!r}")
+    declared = Limiters(settings.limiters, settings.teams).names()
+    if limiter not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        raise InvalidArgumentError(
+            "limiter", f"{limiter!r} is not declared (RESUME_LIMITERS); declared: {known}"
+        )
 
 
 def check_rate_limit_errors(value: object) -> tuple[type[BaseException], ...]:

@@ -124,6 +124,10 @@ def _one_shot_options(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true",
         help="say how many runs and evaluations would run; run and write nothing",
     )
+    parser.add_argument(
+        "--limiter", metavar="NAME",
+        help="a limiter declared in RESUME_LIMITERS that every call draws from",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,6 +297,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     sys.path.insert(0, os.getcwd())  # MODULE:FUNC names modules relative to where you stand
     task = resolve_reference(args.task, default_tasks) if args.command == "run" else None
     evaluators = [resolve_reference(ref, default_evaluators) for ref in args.evaluator]
+    if args.limiter is not None:  # an undeclared one stops the run at start, named
+        named = [(task, default_tasks), *((e, default_evaluators) for e in evaluators)]
+        for found, registry in named:
+            if found is not None:
+                registry.register(found.name, found.fn, found.kind, found.rate_limit_errors,
+                                  args.limiter)
     update: dict[str, object] = {
         "task_concurrency": args.concurrency,
         "evaluator_concurrency": args.concurrency,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tqdm import tqdm
 
 from streams.events import StatusEvent
+from streams.limits import summary_lines
 
 if TYPE_CHECKING:
     from producers.result import ResumeResult
@@ -81,6 +82,7 @@ def summary_block(s: Mapping[str, Any]) -> str:
             )
     if s.get("runner"):
         lines.append(f"Runner: {s['runner']}")
+    lines += summary_lines(s.get("limiters") or ())
     if state != "complete":
         lines.append(f"State: {state}" + (f" ({s['cause']})" if s.get("cause") else ""))
         if s.get("request_id"):

@@ -138,6 +138,9 @@ async def _run_on_kafka(
         async with running_worker(pipeline):
             # running_worker created every topic of the namespace before the worker started.
             final = await publish_and_follow(settings, request, on_status, ensure=False)
+            if limiters := pipeline.context.limiters.snapshot():
+                final = final.model_copy(
+                    update={"summary": {**final.summary, "limiters": limiters}})
     finally:
         if private:
             try:

@@ -11,6 +11,7 @@
 - ``registry``, ``evaluators``: ``@task`` / ``@evaluator`` registration and result rules;
 - ``phoenix/``: the async Phoenix REST client and its named errors;
 - ``kafka/``: connection settings, topic administration and errors shared by all clients;
+- ``limits/``: provider rate limits shared by the fleet (named limiters, AIMD, each worker's share);
 - ``tracing``, ``teams``, ``metrics``: spans, per-team servers and caps, worker counters;
 - ``app/``: the Faust deployment: app factory, topics, tables, agents, web views;
 - ``local/``: the embedded runner, the same steps on in-process queues (one-shot runs, no broker);

@@ -24,6 +24,7 @@ from streams.execution.dedup import DonePairs
 from streams.execution.evaluations import EvaluationRunner
 from streams.execution.retry import RetryPolicy
 from streams.execution.tasks import TaskRunner
+from streams.limits import Limiters
 from streams.metrics import Metrics
 from streams.registry import TaskRegistry, default_tasks
 from streams.summary import Summary
@@ -85,6 +86,8 @@ class Context:
     tasks: TaskRegistry
     evaluators: EvaluatorRegistry
     metrics: Metrics = field(default_factory=Metrics)
+    #: the named rate limits the runners draw from (one member's view unless a fleet is set)
+    limiters: Limiters = field(default_factory=lambda: Limiters({}))
     #: makes the tables' latest writes durable (a Faust worker flushes its producer, whose
     #: changelog messages they are); in memory there is nothing to do
     checkpoint: Callable[[], Awaitable[None]] = _nothing
@@ -106,6 +109,10 @@ class Context:
         teams = teams if teams is not None else TeamDirectory.from_settings(settings)
         aborts = Aborts(tables.aborted)
         metrics = Metrics()
+        limiters = Limiters(settings.limiters, settings.teams)
+        # At start, not at the first call: a task naming an undeclared limiter is a mistake.
+        limiters.check({**tasks.limiters(), **evaluators.limiters()})
+        metrics.watch_limiters(limiters)
         return cls(
             settings=settings,
             tables=tables,
@@ -122,6 +129,7 @@ class Context:
                 metrics=metrics,
                 max_message_bytes=settings.max_message_bytes,
                 retry=retry_policy(settings, settings.task_retries),
+                limiters=limiters,
             ),
             evaluation_runner=EvaluationRunner(
                 teams,
@@ -133,6 +141,7 @@ class Context:
                 metrics=metrics,
                 # As Phoenix's client: an evaluator's error is its result, not retried.
                 retry=retry_policy(settings, 0),
+                limiters=limiters,
             ),
             coordinator=Coordinator(
                 teams,
@@ -151,6 +160,7 @@ class Context:
             done_pairs=DonePairs(tables.done, tables.ended),
             checkpoint=checkpoint or _nothing,
             metrics=metrics,
+            limiters=limiters,
         )
 
     async def aclose(self) -> None:

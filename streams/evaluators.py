@@ -137,10 +137,11 @@ class EvaluatorRegistry(Registry):
         fn: Callable[..., Any],
         kind: AnnotatorKind | str | None = None,
         rate_limit_errors: tuple[type[BaseException], ...] = (),
+        limiter: str | None = None,
     ) -> Registered:
         # Checked here, so a misspelt kind fails at registration rather than at the first post.
         checked = AnnotatorKind.CODE if kind is None else AnnotatorKind(kind)
-        return super().register(name, fn, checked, rate_limit_errors)
+        return super().register(name, fn, checked, rate_limit_errors, limiter)
 
 
 default_evaluators = EvaluatorRegistry()
@@ -152,6 +153,8 @@ def evaluator(
     kind: AnnotatorKind | str = AnnotatorKind.CODE,
     registry: EvaluatorRegistry | None = None,
     rate_limit_errors: tuple[type[BaseException], ...] = (),
+    limiter: str | None = None,
 ) -> Callable[..., Any]:
-    """Decorator registering a function as an evaluator under ``name`` (default: its name)."""
-    return (registry or default_evaluators).decorator(name, kind, rate_limit_errors)
+    """Decorator registering a function as an evaluator under ``name`` (default: its name);
+    ``limiter`` names the budget each call draws from."""
+    return (registry or default_evaluators).decorator(name, kind, rate_limit_errors, limiter)

@@ -23,6 +23,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.events import Outcome, StatusEvent
+from streams.limits import Limiters
+from streams.limits.metrics import LimiterCollector
 
 RATE_WINDOW_SECONDS = 60.0
 PREFIX = "phoenix_resume"
@@ -88,13 +90,6 @@ class Series:
         self.dead_letters = counter(
             "dead_letters", "Messages this worker sent to the dead-letter topic.", ("reason",)
         )
-        self.rate_limit_waits = counter(
-            "rate_limit_waits",
-            "Waits on a client-side rate limit. This version has no rate limit (Phoenix's 429 "
-            "answers are retried and counted in phoenix_resume_phoenix_retries_total), so it "
-            "stays 0.",
-            ("team",),
-        )
         self.requests_ended = counter(
             "requests_ended",
             "Requests this worker coordinated that reached a final state, by state.",
@@ -142,6 +137,12 @@ class Metrics:
         self.run_rate = Rate()
         self.evaluation_rate = Rate()
         self.series = Series(self.registry, lambda: self.in_flight, lambda: self.stuck_threads)
+        self.limiters: Limiters | None = None
+
+    def watch_limiters(self, limiters: Limiters) -> None:
+        """Report ``limiters``' series (budget, share, signals, waits) with this worker's."""
+        self.limiters = limiters
+        self.registry.register(LimiterCollector(limiters))
 
     def task_started(self) -> float:
         """One more task in flight; returns its start for :meth:`count`."""
@@ -207,4 +208,5 @@ class Metrics:
             "failures": self.runs[Outcome.FAILED.value] + self.evaluations[Outcome.FAILED.value],
             "dead_letters": self.dead_letters,
             "stuck_threads": self.stuck_threads,
+            "limiters": self.limiters.snapshot() if self.limiters is not None else [],
         }

@@ -93,6 +93,8 @@ class Registered:
     kind: str | None = None
     #: Exceptions that mean "rate limited": retried with backoff, never recorded as failures.
     rate_limit_errors: tuple[type[BaseException], ...] = ()
+    #: The named limiter (``streams.limits``) each call draws a token from, if any.
+    limiter: str | None = None
 
     @property
     def is_async(self) -> bool:
@@ -189,12 +191,15 @@ def bind(
     role: Role = TASK,
     kind: str | None = None,
     rate_limit_errors: tuple[type[BaseException], ...] = (),
+    limiter: str | None = None,
 ) -> Registered:
     """``fn`` bound to its parameters (see :func:`parameter_names`), a task unless told."""
     parameters = parameter_names(role.name, name, fn, role.parameters)
+    if limiter is not None and (not isinstance(limiter, str) or not limiter.strip()):
+        raise TaskSignatureError(f"{role.name} {name!r}: limiter must be a name, got {limiter!r}")
     return Registered(
         name=name, fn=fn, parameters=parameters, role=role, kind=kind,
-        rate_limit_errors=rate_limit_types(rate_limit_errors),
+        rate_limit_errors=rate_limit_types(rate_limit_errors), limiter=limiter,
     )
 
 
@@ -264,8 +269,9 @@ class Registry:
         fn: Callable[..., Any],
         kind: str | None = None,
         rate_limit_errors: tuple[type[BaseException], ...] = (),
+        limiter: str | None = None,
     ) -> Registered:
-        registered = bind(name, fn, self.role, kind, rate_limit_errors)
+        registered = bind(name, fn, self.role, kind, rate_limit_errors, limiter)
         existing = self._functions.get(name)
         if existing is not None and existing.fn is not fn:
             raise RegistryError(
@@ -293,17 +299,22 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._functions)
 
+    def limiters(self) -> dict[str, str | None]:
+        """``<role> <name>`` -> the limiter it names (checked against the settings at start)."""
+        return {f"{self.role.name} {n!r}": f.limiter for n, f in self._functions.items()}
+
     def decorator(
         self,
         name: str | None,
         kind: str | None = None,
         rate_limit_errors: tuple[type[BaseException], ...] = (),
+        limiter: str | None = None,
     ) -> Callable[..., Any]:
         """A decorator registering a function under ``name`` (default: its ``__name__``) and
         returning it unchanged."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.register(name or fn.__name__, fn, kind, rate_limit_errors)
+            self.register(name or fn.__name__, fn, kind, rate_limit_errors, limiter)
             return fn
 
         return decorate
@@ -324,10 +335,14 @@ def task(
     *,
     registry: Registry | None = None,
     rate_limit_errors: tuple[type[BaseException], ...] = (),
+    limiter: str | None = None,
 ) -> Callable[..., Any]:
     """Decorator registering a function as a task under ``name`` (default: its ``__name__``);
-    ``rate_limit_errors`` are retried with backoff and lowered concurrency, not failures."""
-    return (registry or default_tasks).decorator(name, rate_limit_errors=rate_limit_errors)
+    ``rate_limit_errors`` are retried with backoff and lowered concurrency, not failures;
+    ``limiter`` names the budget (``RESUME_LIMITERS``) each call draws from."""
+    return (registry or default_tasks).decorator(
+        name, rate_limit_errors=rate_limit_errors, limiter=limiter
+    )
 
 
 def import_modules(modules: Iterable[str]) -> None:

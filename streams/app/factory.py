@@ -29,6 +29,8 @@ from streams.context import Context
 from streams.evaluators import EvaluatorRegistry
 from streams.kafka.connection import faust_credentials
 from streams.kafka.transport import Transport
+from streams.limits import Limiters
+from streams.limits.fleet import KafkaFleet
 from streams.publish import Publisher
 from streams.registry import TaskRegistry
 from streams.steps import Steps
@@ -117,6 +119,27 @@ class _Resources(Service):
 
     async def on_stop(self) -> None:
         await self.context.aclose()
+
+
+class _FleetMembership(Service):
+    """Joins the fleet's limiters (streams.limits.fleet) while the worker runs."""
+
+    def __init__(self, fleet: KafkaFleet, **kwargs: object) -> None:
+        self.fleet = fleet
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.fleet.start()
+
+    async def on_stop(self) -> None:
+        await self.fleet.stop()
+
+
+def fleet_for(settings: Settings, limiters: Limiters) -> KafkaFleet:
+    """The worker's membership of the fleet; its limiters divide their budgets by it."""
+    fleet = KafkaFleet(settings, limiters)
+    limiters.fleet = fleet
+    return fleet
 
 
 def faust_app(settings: Settings, *, web: bool) -> faust.App:
@@ -213,4 +236,6 @@ def create_app(
     if web:
         register_views(pipeline, role.value)
     app.add_dependency(_Resources(context))
+    if context.limiters.names():
+        app.add_dependency(_FleetMembership(fleet_for(settings, context.limiters)))
     return pipeline

@@ -24,6 +24,7 @@ from streams.events import EvaluationItem, Outcome
 from streams.execution.aborts import Aborts
 from streams.execution.invoke import Attempt, Invoker, jsonable
 from streams.execution.retry import RetryPolicy
+from streams.limits import Limiters
 from streams.metrics import Metrics
 from streams.phoenix import EvaluationRecord
 from streams.teams import TeamDirectory
@@ -79,11 +80,14 @@ class EvaluationRunner:
         aborts: Aborts | None = None,
         metrics: Metrics | None = None,
         retry: RetryPolicy | None = None,
+        limiters: Limiters | None = None,
     ) -> None:
         self.teams = teams
         self.evaluators = evaluators
         self.successes = successes
-        self._invoke = Invoker(timeout, threads, "evaluator", aborts, retry, metrics=metrics)
+        self._invoke = Invoker(
+            timeout, threads, "evaluator", aborts, retry, metrics=metrics, limiters=limiters
+        )
         self._locks = KeyedLocks()
 
     @property

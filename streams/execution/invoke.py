@@ -14,13 +14,18 @@ take the slots' capacity with them, and counts them (``Metrics.stuck_threads``);
 thread that finally returns is an ordinary spare again.
 
 A call that raised is made again as its :class:`~streams.execution.retry.RetryPolicy` says
-(none by default).
+(none by default). A function that names a limiter (``streams.limits``) takes a token of it
+before each call; a rate-limit signal (one of its ``rate_limit_errors``, or an HTTP 429 the
+exception carries) then cuts the fleet's rate instead of this worker's concurrency, and the
+retry waits at least the ``Retry-After`` it carries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +40,7 @@ from pydantic_core import to_jsonable_python
 from streams.events import Example, RequestFields, utcnow
 from streams.execution.aborts import Aborts
 from streams.execution.retry import AdaptiveSlots, RetryPolicy, Tries
+from streams.limits import Limiter, LimiterError, Limiters, is_rate_limit, retry_after
 from streams.metrics import Metrics
 from streams.registry import Registered, Registry, RegistryError
 from streams.tracing import finish_span
@@ -85,8 +91,10 @@ class Attempt:
     value: Any = None
     error: str | None = None
     span: Span | None = None
-    #: the error is one of the function's ``rate_limit_errors``
+    #: the error is one of the function's ``rate_limit_errors`` (or its limiter's 429)
     rate_limited: bool = False
+    #: seconds the rate-limit signal asked to wait, if it said
+    retry_after: float | None = None
 
 
 class Invoker:
@@ -104,8 +112,10 @@ class Invoker:
         retry: RetryPolicy | None = None,
         *,
         metrics: Metrics | None = None,
+        limiters: Limiters | None = None,
     ) -> None:
         self.timeout = timeout
+        self.limiters = limiters if limiters is not None else Limiters({})
         self.name = name
         self.aborts = aborts if aborts is not None else Aborts({})
         self.metrics = metrics if metrics is not None else Metrics()
@@ -145,16 +155,24 @@ class Invoker:
         """
         tries = Tries(self.retry)
         trace_id = getattr(item, "trace_id", None)
+        limiter, refused = self._limiter(registry, name, getattr(item, "team", None))
         while True:
             async with self._slots:
                 # Checked in the slot: a stop_on_first_error failure may have come while this
                 # item waited for it.
                 if item.request_id in self.aborts:
                     return None
-                attempt = await self._attempt(
-                    registry, name, example, output, span(), convert, trace_id
-                )
-                delay = self._again(tries, attempt)
+                if refused is not None:
+                    now = utcnow()
+                    attempt = Attempt(now, now, None, error=refused, span=span())
+                else:
+                    async with limiter.slot() if limiter else contextlib.nullcontext():
+                        attempt = await self._attempt(
+                            registry, name, example, output, span(), convert, trace_id, limiter
+                        )
+                delay = self._again(tries, attempt, limiter)
+                if delay is None and attempt.rate_limited:
+                    attempt = self._named_limit(attempt, limiter, tries.rate_limited)
                 if delay is None:
                     if attempt.error is not None and item.stop_on_first_error:
                         self.aborts.stop_here(item.request_id)  # before the slot is given on
@@ -165,16 +183,47 @@ class Invoker:
             self.retried += 1
             await asyncio.sleep(delay)
 
-    def _again(self, tries: Tries, attempt: Attempt) -> float | None:
-        """Seconds before calling again, None to keep ``attempt``; adjusts the concurrency."""
+    def _limiter(
+        self, registry: Registry, name: str, team: str | None
+    ) -> tuple[Limiter | None, str | None]:
+        """The limiter ``name``'s calls draw from, or why there is none to draw from."""
+        try:
+            wanted = registry.get(name).limiter
+        except RegistryError:
+            return None, None  # the attempt says so
+        if wanted is None:
+            return None, None
+        try:
+            return self.limiters.get(team, wanted), None
+        except LimiterError as exc:
+            return None, str(exc)
+
+    def _again(
+        self, tries: Tries, attempt: Attempt, limiter: Limiter | None = None
+    ) -> float | None:
+        """Seconds before calling again, None to keep ``attempt``; adjusts the concurrency
+        (or, for a limiter's function, the fleet's rate)."""
         if attempt.error is None:
             self._slots.succeeded()
             return None
         if attempt.rate_limited:
-            self._slots.lower()
+            if limiter is not None:
+                limiter.rate_limited(attempt.retry_after)
+            else:
+                self._slots.lower()
         if attempt.registered is None:
             return None  # not registered here: calling again cannot help
-        return tries.after(failed=True, rate_limited=attempt.rate_limited)
+        delay = tries.after(failed=True, rate_limited=attempt.rate_limited)
+        if delay is not None and attempt.rate_limited and attempt.retry_after is not None:
+            delay = max(delay, attempt.retry_after)
+        return delay
+
+    @staticmethod
+    def _named_limit(attempt: Attempt, limiter: Limiter | None, retries: int) -> Attempt:
+        """A rate limit outlasted the retries: the failed run says so."""
+        by = f" of limiter {limiter.name!r}" if limiter is not None else ""
+        text = f"rate limit{by} still in force after {retries} retries: {attempt.error}"
+        return dataclasses.replace(attempt, error=text)
 
     async def _attempt(
         self,
@@ -185,6 +234,7 @@ class Invoker:
         span: Span | None,
         convert: Callable[[Any], Any],
         trace_id: str | None = None,
+        limiter: Limiter | None = None,
     ) -> Attempt:
         start = utcnow()
         registered = None
@@ -202,9 +252,13 @@ class Invoker:
                 raise  # the worker is stopping this agent (or closing its coroutine)
             if span is not None:
                 span.record_exception(exc)
-            limited = registered is not None and isinstance(exc, registered.rate_limit_errors)
+            limited = registered is not None and (
+                isinstance(exc, registered.rate_limit_errors) if limiter is None
+                else is_rate_limit(exc, registered.rate_limit_errors, limiter.config.status_codes)
+            )
             return Attempt(
-                start, utcnow(), registered, error=describe(exc), span=span, rate_limited=limited
+                start, utcnow(), registered, error=describe(exc), span=span, rate_limited=limited,
+                retry_after=retry_after(exc) if limited else None,
             )
         return Attempt(start, utcnow(), registered, value=value, span=span)
 

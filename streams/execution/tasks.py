@@ -35,6 +35,7 @@ from streams.execution.aborts import Aborts
 from streams.errors import PhoenixResumeError
 from streams.execution.invoke import Attempt, Invoker
 from streams.execution.retry import RetryPolicy
+from streams.limits import Limiters
 from streams.metrics import Metrics
 from streams.phoenix import RunRecord
 from streams.registry import TaskRegistry
@@ -143,11 +144,14 @@ class TaskRunner:
         metrics: Metrics | None = None,
         max_message_bytes: int = 1_000_000,
         retry: RetryPolicy | None = None,
+        limiters: Limiters | None = None,
     ) -> None:
         self.teams = teams
         self.tasks = tasks
         self.max_message_bytes = max_message_bytes
-        self._invoke = Invoker(timeout, threads, "task", aborts, retry, metrics=metrics)
+        self._invoke = Invoker(
+            timeout, threads, "task", aborts, retry, metrics=metrics, limiters=limiters
+        )
 
     @property
     def executions(self) -> int:

@@ -235,4 +235,6 @@ async def run_local(
     summary: dict[str, Any] = {**final.summary, "runner": "local"}
     if local.dead_letters:
         summary["dead_letters"] = [letter.public() for letter in local.dead_letters]
+    if limiters := local.context.limiters.snapshot():
+        summary["limiters"] = limiters  # one member: the whole budget
     return final.model_copy(update={"summary": summary})

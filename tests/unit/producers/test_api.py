@@ -86,6 +86,22 @@ def test_the_arguments_reach_the_run(runner: Recorder) -> None:
     assert call["evaluators"].get("match").fn is exact
 
 
+def test_a_limiter_is_named_like_at_registration(runner: Recorder) -> None:
+    from config import Settings
+
+    settings = Settings(limiters='{"openai": {"per_second": 5}}')
+    resume_experiment(experiment_id=EXP, task=answer, evaluators={"match": exact},
+                      limiter="openai", settings=settings, print_summary=False)
+    call = runner.calls[0]
+    assert call["tasks"].get("answer").limiter == "openai"
+    assert call["evaluators"].get("match").limiter == "openai"
+    with pytest.raises(InvalidArgumentError, match="limiter: 'anthropic' is not declared "
+                       r"\(RESUME_LIMITERS\); declared: openai"):
+        resume_experiment(experiment_id=EXP, task=answer, limiter="anthropic",
+                          settings=settings, print_summary=False)
+    assert len(runner.calls) == 1  # refused before anything ran
+
+
 def test_timeout_none_is_no_limit(runner: Recorder) -> None:
     resume_experiment(experiment_id=EXP, task=answer, timeout=None, print_summary=False)
     assert runner.calls[0]["settings"].task_timeout_seconds == math.inf

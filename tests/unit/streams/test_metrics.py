@@ -75,10 +75,26 @@ def test_an_ended_request_counts_its_state_and_verification_passes_once() -> Non
     assert get("phoenix_resume_repaired_total", {"team": "default"}) == 3
 
 
-def test_rate_limit_waits_say_in_their_help_that_nothing_limits_yet() -> None:
-    families = {f.name: f for f in text_string_to_metric_families(
-        generate_latest(Metrics().registry).decode())}
-    assert "stays 0" in families["phoenix_resume_rate_limit_waits"].documentation
+async def test_a_limiter_s_waits_and_signals_are_series_of_the_worker() -> None:
+    from config import LimiterConfig
+    from streams.limits import Limiters
+
+    m = Metrics()
+    limiters = Limiters({"openai": LimiterConfig(per_second=1000, burst_seconds=0.001)})
+    m.watch_limiters(limiters)
+    limiter = limiters.get(None, "openai")
+    for _ in range(3):
+        async with limiter.slot():
+            pass
+    limiter.rate_limited(None)
+    get = m.registry.get_sample_value
+    labels = {"team": "default", "limiter": "openai"}
+    assert get("phoenix_resume_limiter_calls_total", labels) == 3
+    assert get("phoenix_resume_rate_limit_waits_total", labels) >= 1  # 1 token, 3 calls
+    assert get("phoenix_resume_rate_limit_signals_total", labels) == 1
+    assert get("phoenix_resume_limiter_budget_per_second", labels) == 1000
+    assert get("phoenix_resume_limiter_factor", labels) == 0.5
+    assert m.snapshot()["limiters"][0]["rate_limit_signals"] == 1
 
 
 async def test_the_series_agree_with_the_summary_of_a_request_run_in_memory() -> None:

@@ -3,9 +3,10 @@ concurrency cap) that tasks and evaluators draw from, declared for the deploymen
 
 ``RESUME_LIMITERS`` holds a JSON object, or ``RESUME_LIMITERS_FILE`` names a JSON file:
 
-    >>> limiters = read_limiters('{"openai": {"per_minute": 600, "concurrency": 20}}', None)
-    >>> limiters["openai"].per_second, limiters["openai"].concurrency
-    (10.0, 20)
+    >>> read_limiters('{"openai": {"per_minute": 600, "concurrency": 20}}', None)
+    {'openai': {'per_minute': 600, 'concurrency': 20}}
+    >>> LimiterConfig.model_validate({"per_minute": 600, "concurrency": 20}).per_second
+    10.0
 """
 
 from __future__ import annotations
@@ -68,7 +69,5 @@ def read_limiters(raw: Any, path: Path | str | None) -> Any:
             raise ValueError(f"limiters are not JSON: {exc}") from None
     if raw is None:
         return {}
-    if isinstance(raw, dict):
-        return {name: LimiterConfig.model_validate(value) if isinstance(value, dict) else value
-                for name, value in raw.items()}
+    # Left to the field's validation, so an error names its place (limiters.openai.per_second).
     return raw

@@ -132,7 +132,10 @@ def read_teams(data: Any) -> Any:
             raise ValueError(f"cannot read RESUME_TEAMS_FILE {path}: {exc}") from None
     teams = data.get("teams")
     if isinstance(teams, str):
-        teams = json.loads(teams)
+        try:
+            teams = json.loads(teams) if teams.strip() else {}
+        except ValueError as exc:
+            raise ValueError(f"RESUME_TEAMS is not JSON: {exc}") from None
     if isinstance(teams, dict):
         resolved = {}
         for name, team in teams.items():
@@ -233,13 +236,15 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1_000_000, ge=1024, le=50_000_000)
 
     # --- Teams (optional; without them one default team covers everything) ---
-    teams: dict[str, TeamConfig] = Field(
+    # NoDecode: our validators parse the JSON, so a bad value is a named ValidationError, not
+    # pydantic-settings' SettingsError with a traceback.
+    teams: Annotated[dict[str, TeamConfig], NoDecode] = Field(
         default_factory=dict,
         description="JSON object: team name -> {phoenix_host, api_key_env, tasks, evaluators, "
         "max_concurrency}; or RESUME_TEAMS_FILE pointing at such a JSON file.",
     )
     teams_file: Path | None = None
-    limiters: dict[LimiterName, LimiterConfig] = Field(
+    limiters: Annotated[dict[LimiterName, LimiterConfig], NoDecode] = Field(
         default_factory=dict,
         description="JSON object: limiter name -> {per_second | per_minute, concurrency}, "
         "the fleet's budget tasks draw from (streams.limits); or RESUME_LIMITERS_FILE.",

@@ -88,6 +88,27 @@ def test_invalid_configuration_exits_2(
     assert "page_size" in err
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("RESUME_TEAMS", "not json", "RESUME_TEAMS is not JSON"),
+        ("RESUME_LIMITERS", "not json", "limiters are not JSON"),
+        ("RESUME_LIMITERS", '{"openai": {"per_second": 0}}', "limiters.openai.per_second"),
+    ],
+)
+def test_json_settings_that_do_not_parse_are_named_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    variable: str, value: str, named: str,
+) -> None:
+    # pydantic-settings decodes JSON fields itself unless told not to, and its SettingsError
+    # escaped the CLI as a traceback.
+    monkeypatch.setenv(variable, value)
+    assert main(["status", "RXhwZXJpbWVudDox"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("phoenix-resume: invalid configuration:")
+    assert named in err
+
+
 def test_invalid_configuration_message_hides_credentials(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

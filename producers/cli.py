@@ -2,6 +2,9 @@
 
 Exit status: 0 when the request completed (failed runs recorded without abort count as
 complete), 1 when it was aborted, failed or rejected, 2 for bad usage or configuration.
+
+Kafka's modules (Faust, aiokafka, the follower) are imported by the commands that use the
+broker, when they run: ``run`` on the embedded runner never loads them.
 """
 
 from __future__ import annotations
@@ -20,18 +23,13 @@ from pydantic import ValidationError
 from config import Settings, load_settings
 from producers.dryrun import dry_run_summary
 from producers.errors import ResumeError
-from producers.kafka import RequestPublisher, StatusFollower
 from producers.logs import library_threshold, log_handler
 from producers.progress import Progress, ProgressPrinter, format_summary, summary_block
 from producers.result import ResumeResult
 from producers.runner import raise_for_final, run_request
-from producers.waiting import wait_for_final
-from streams.app.startup import prepare_kafka
 from streams.errors import PhoenixResumeError
 from streams.evaluators import default_evaluators
 from streams.events import ResumeRequest, StatusEvent
-from streams.kafka.admin import ensure_topics
-from streams.kafka.connection import check_kafka
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -206,6 +204,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from streams.app import Role, create_app
+    from streams.app.startup import prepare_kafka
 
     # Task modules are named relative to where you stand, as for ``run``.
     sys.path.insert(0, os.getcwd())
@@ -231,6 +230,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _request(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.kafka import RequestPublisher, StatusFollower
+    from producers.waiting import wait_for_final
+    from streams.kafka.admin import ensure_topics
+    from streams.kafka.connection import check_kafka
+
     request = ResumeRequest(
         experiment_id=args.experiment_id,
         task=args.task,
@@ -331,7 +335,8 @@ def _active_requests(settings: Settings) -> int:
     """Every request whose latest status event is not final, read from the status topic."""
     from producers.kafka import read_topic
     from streams.codec import PydanticCodec, Undecodable
-    from streams.events import StatusEvent
+    from streams.kafka.admin import ensure_topics
+    from streams.kafka.connection import check_kafka
 
     async def latest() -> dict[str, StatusEvent]:
         await check_kafka(settings)
@@ -359,6 +364,7 @@ def _active_requests(settings: Settings) -> int:
 
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     from producers.deadletters import drop, list_dead_letters, replay
+    from streams.kafka.connection import check_kafka
 
     async def act() -> int:
         await check_kafka(settings)

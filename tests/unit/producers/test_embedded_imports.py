@@ -1,6 +1,7 @@
-"""The embedded one-shot path loads no Kafka library: importing the CLI and the Python API, and
-a whole embedded run, leave Faust, aiokafka, aiohttp and mode out of the process (they were
-most of its start and exit time). Each check runs in a fresh interpreter."""
+"""A lean one-shot process: the embedded path loads no Kafka library (importing the CLI and the
+Python API, and a whole embedded run, leave Faust, aiokafka, aiohttp and mode out: they were most
+of its start and exit time), and a command's process freezes its heap for the collector. Each
+check runs in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -76,3 +77,25 @@ def test_the_kafka_codec_is_faust_s_and_wraps_the_pure_one() -> None:
     """The Faust adapter is still a Faust codec (what the topics are declared with)."""
     assert loaded_after("from streams.wire import ModelCodec") == []
     assert "faust" in loaded_after("import streams.codec")
+
+
+def test_a_command_s_process_freezes_its_heap_and_a_python_caller_s_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """gc.freeze keeps the collector off what the imports built (and off it again at exit),
+    only in a process the CLI owns: called with argv from Python it changes nothing."""
+    code = f"""
+        import gc, sys
+        import producers.cli as cli
+        cli.main(["schemas", "--out", {str(tmp_path / "a")!r}])
+        print("caller", gc.get_freeze_count(), file=sys.stderr)
+        sys.argv = ["phoenix-resume", "schemas", "--out", {str(tmp_path / "b")!r}]
+        cli.main()
+        print("program", gc.get_freeze_count(), file=sys.stderr)
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    counts = dict(line.split() for line in done.stderr.splitlines() if line.startswith(("caller", "program")))
+    assert int(counts["caller"]) == 0 < int(counts["program"])

@@ -8,6 +8,9 @@ starts a private Faust worker in this process and goes through the broker. The p
 uses its own consumer group and topic prefix (``<prefix>run-<id>.``) so a
 long-lived deployment on the same cluster never picks up work for a task that exists only in
 this process; those topics are deleted when the run ends.
+
+The Kafka runner's modules (Faust, aiokafka, the lease) are imported when it runs: an embedded
+run never loads them, which is most of a one-shot process's start and exit time.
 """
 
 from __future__ import annotations
@@ -17,9 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import faust
+from typing import TYPE_CHECKING, Any
 
 from config import Settings
 from producers.errors import (
@@ -28,15 +29,15 @@ from producers.errors import (
     TaskAbortedError,
     TaskFetchError,
 )
-from producers.kafka import RequestPublisher, StatusFollower
-from producers.lease import Holder, experiment_lease
-from streams.app import Pipeline, create_app
-from streams.app.startup import prepare_kafka
 from streams.evaluators import EvaluatorRegistry
 from streams.events import RequestState, ResumeRequest, StatusEvent
-from streams.kafka.admin import delete_topics, ensure_topics
 from streams.local import run_local
 from streams.registry import TaskRegistry
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ def isolated(settings: Settings) -> Settings:
 @contextlib.asynccontextmanager
 async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
     """Run ``pipeline``'s agents on the current event loop for the duration of the block."""
+    import faust
+
+    from streams.app.startup import prepare_kafka
+
     await prepare_kafka(pipeline)
     worker = faust.Worker(
         pipeline.app,
@@ -83,6 +88,9 @@ async def publish_and_follow(
 ) -> StatusEvent:
     """Publish ``request`` and return its final status event (``ensure=False``: the topics
     are known to exist, e.g. created by the worker just started)."""
+    from producers.kafka import RequestPublisher, StatusFollower
+    from streams.kafka.admin import ensure_topics
+
     if ensure:
         await ensure_topics(settings)
     final: StatusEvent | None = None
@@ -116,6 +124,8 @@ async def run_request(
             settings, request, tasks=tasks, evaluators=evaluators, on_status=on_status
         )
         return raise_for_final(final, runner="local")
+    from producers.lease import Holder, experiment_lease
+
     # The lease is the deployment's (its prefix and app id), not the private namespace's.
     async with experiment_lease(settings, request.experiment_id, Holder(request.request_id)):
         final = await _run_on_kafka(settings, request, tasks, evaluators, on_status, private)
@@ -131,6 +141,9 @@ async def _run_on_kafka(
     private: bool,
 ) -> StatusEvent:
     """Run ``request`` on an in-process Faust worker; its final status event."""
+    from streams.app import create_app
+    from streams.kafka.admin import delete_topics
+
     if private:
         settings = isolated(settings)
     pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)

@@ -1,6 +1,7 @@
 """The stream processor that resumes Phoenix experiments: its rooms, one concern each.
 
-- ``events``, ``codec``: the pydantic contracts every topic carries, and how they travel;
+- ``events``, ``wire``, ``codec``: the pydantic contracts every topic carries, how they travel as
+  bytes (a codec that never raises), and Faust's wrapper of it (the Kafka path's only);
 - ``effects``, ``publish``: what a step receives and returns, and the one step that publishes it;
 - ``context``: the state tables and parts every step shares (below both the app and the steps);
 - ``steps/``: the pipeline's handlers (intake, coordinate, run a task, dispatch, evaluate);

@@ -39,7 +39,7 @@ class Origin:
 
 @dataclass(frozen=True)
 class Envelope:
-    """One input of a step: its decoded value (or :class:`~streams.codec.Undecodable`), where
+    """One input of a step: its decoded value (or :class:`~streams.wire.Undecodable`), where
     it came from, and the trace context it carried."""
 
     value: Any

@@ -1,7 +1,7 @@
 """The one guarded path into a step: what it cannot use becomes a dead letter, never a crash.
 
     >>> import asyncio
-    >>> from streams.codec import Undecodable, tombstone
+    >>> from streams.wire import Undecodable, tombstone
     >>> from streams.effects import Envelope, Origin
     >>> class Echo:
     ...     async def handle(self, envelope): raise ValueError("boom")
@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from streams.codec import Undecodable, tombstone
 from streams.effects import DeadLetter, Effects, Envelope
+from streams.wire import Undecodable, tombstone
 
 log = logging.getLogger(__name__)
 

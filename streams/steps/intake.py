@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from streams.codec import Undecodable
 from streams.effects import Effects, Envelope
 from streams.events import RequestState, StartRequest, StatusEvent
+from streams.wire import Undecodable
 
 
 class Intake:

@@ -20,9 +20,10 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the CLI tried to reach the broker in a usage-error test")
 
     monkeypatch.setattr(cli, "run_request", forbidden)
-    monkeypatch.setattr(cli, "ensure_topics", forbidden)
-    monkeypatch.setattr(cli, "RequestPublisher", forbidden)
-    monkeypatch.setattr(cli, "StatusFollower", forbidden)
+    # The CLI imports these where a command uses them: patched at their source.
+    monkeypatch.setattr("streams.kafka.admin.ensure_topics", forbidden)
+    monkeypatch.setattr("producers.kafka.RequestPublisher", forbidden)
+    monkeypatch.setattr("producers.kafka.StatusFollower", forbidden)
     monkeypatch.setattr(sys, "path", list(sys.path))  # ``run`` prepends the cwd
 
 

@@ -74,11 +74,12 @@ def ran(monkeypatch) -> list[str]:
     async def lease(settings, experiment_id, holder):
         yield None
 
-    monkeypatch.setattr(runner, "experiment_lease", lease)
+    # The Kafka runner imports the lease and the topic admin when it runs: patched at source.
+    monkeypatch.setattr("producers.lease.experiment_lease", lease)
+    monkeypatch.setattr("streams.kafka.admin.delete_topics", delete)
     monkeypatch.setattr(runner, "run_local", local)
     monkeypatch.setattr(runner, "running_worker", worker)
     monkeypatch.setattr(runner, "publish_and_follow", follow)
-    monkeypatch.setattr(runner, "delete_topics", delete)
     return started
 
 

@@ -1,4 +1,5 @@
-"""PydanticCodec: round trips, and every kind of bad bytes becomes Undecodable (never raises)."""
+"""The codecs, Faust's PydanticCodec and the pure ModelCodec it wraps (the embedded runner's):
+round trips, and every kind of bad bytes becomes Undecodable (never raises)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ from streams.events import (
     StartRequest,
     WorkItem,
 )
+from streams.wire import ModelCodec
+
+
+@pytest.fixture(params=[PydanticCodec, ModelCodec], ids=["faust", "wire"])
+def Codec(request):
+    return request.param
+
 
 REQUEST = ResumeRequest(
     experiment_id="RXhwZXJpbWVudDox",
@@ -30,8 +38,8 @@ REQUEST = ResumeRequest(
 )
 
 
-def test_request_round_trip() -> None:
-    codec = PydanticCodec(ResumeRequest)
+def test_request_round_trip(Codec) -> None:
+    codec = Codec(ResumeRequest)
     data = codec.dumps(REQUEST)
     assert isinstance(data, bytes)
     assert json.loads(data)["experiment_id"] == "RXhwZXJpbWVudDox"
@@ -40,8 +48,8 @@ def test_request_round_trip() -> None:
     assert back.request_id == REQUEST.request_id
 
 
-def test_work_item_round_trip_keeps_example_payload() -> None:
-    codec = PydanticCodec(WorkItem)
+def test_work_item_round_trip_keeps_example_payload(Codec) -> None:
+    codec = Codec(WorkItem)
     item = WorkItem(
         request_id="r1",
         experiment_id="RXhwZXJpbWVudDox",
@@ -55,8 +63,8 @@ def test_work_item_round_trip_keeps_example_payload() -> None:
     assert back.example.input == {"q": [1, 2]}
 
 
-def test_completed_run_round_trip() -> None:
-    codec = PydanticCodec(CompletedRun)
+def test_completed_run_round_trip(Codec) -> None:
+    codec = Codec(CompletedRun)
     now = datetime(2025, 11, 1, tzinfo=UTC)
     run = CompletedRun(
         request_id="r1",
@@ -90,15 +98,15 @@ def test_completed_run_round_trip() -> None:
     ],
     ids=lambda e: type(e).__name__,
 )
-def test_control_union_decodes_to_the_right_type(event: object) -> None:
-    codec = PydanticCodec(ControlEvent)
+def test_control_union_decodes_to_the_right_type(Codec, event: object) -> None:
+    codec = Codec(ControlEvent)
     back = codec.loads(codec.dumps(event))
     assert type(back) is type(event)
     assert back == event
 
 
-def test_control_union_rejects_unknown_type() -> None:
-    codec = PydanticCodec(ControlEvent)
+def test_control_union_rejects_unknown_type(Codec) -> None:
+    codec = Codec(ControlEvent)
     raw = b'{"type": "explode", "request_id": "r1", "experiment_id": "e1"}'
     bad = codec.loads(raw)
     assert isinstance(bad, Undecodable)
@@ -108,45 +116,45 @@ def test_control_union_rejects_unknown_type() -> None:
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"\xff\xfe\x00", b"", b"[1, 2"])
-def test_not_json_is_undecodable(raw: bytes) -> None:
-    bad = PydanticCodec(ResumeRequest).loads(raw)
+def test_not_json_is_undecodable(Codec, raw: bytes) -> None:
+    bad = Codec(ResumeRequest).loads(raw)
     assert isinstance(bad, Undecodable)
     assert bad.reason == "invalid"
     assert bad.raw == raw
     assert "JSON" in bad.error
 
 
-def test_wrong_schema_names_the_field() -> None:
+def test_wrong_schema_names_the_field(Codec) -> None:
     raw = b'{"task": "answer"}'
-    bad = PydanticCodec(ResumeRequest).loads(raw)
+    bad = Codec(ResumeRequest).loads(raw)
     assert isinstance(bad, Undecodable)
     assert (bad.reason, bad.raw) == ("invalid", raw)
     assert bad.error.startswith("experiment_id:")
 
 
-def test_unknown_field_is_undecodable() -> None:
+def test_unknown_field_is_undecodable(Codec) -> None:
     raw = json.dumps(
         {"experiment_id": "RXhwZXJpbWVudDox", "task": "t", "priority": "high"}
     ).encode()
-    bad = PydanticCodec(ResumeRequest).loads(raw)
+    bad = Codec(ResumeRequest).loads(raw)
     assert isinstance(bad, Undecodable)
     assert "priority" in bad.error
 
 
-def test_unknown_schema_version_is_undecodable() -> None:
-    payload = json.loads(PydanticCodec(ResumeRequest).dumps(REQUEST))
+def test_unknown_schema_version_is_undecodable(Codec) -> None:
+    payload = json.loads(Codec(ResumeRequest).dumps(REQUEST))
     payload["schema_version"] = 2
     raw = json.dumps(payload).encode()
-    bad = PydanticCodec(ResumeRequest).loads(raw)
+    bad = Codec(ResumeRequest).loads(raw)
     assert isinstance(bad, Undecodable)
     assert bad.reason == "invalid"
     assert bad.raw == raw
     assert "schema_version" in bad.error
 
 
-def test_oversized_is_undecodable_even_when_valid() -> None:
-    codec = PydanticCodec(ResumeRequest, max_bytes=64)
-    raw = PydanticCodec(ResumeRequest).dumps(REQUEST)
+def test_oversized_is_undecodable_even_when_valid(Codec) -> None:
+    codec = Codec(ResumeRequest, max_bytes=64)
+    raw = Codec(ResumeRequest).dumps(REQUEST)
     assert len(raw) > 64
     bad = codec.loads(raw)
     assert isinstance(bad, Undecodable)
@@ -155,13 +163,22 @@ def test_oversized_is_undecodable_even_when_valid() -> None:
     assert str(len(raw)) in bad.error and "64" in bad.error
 
 
-def test_at_the_limit_is_fine() -> None:
-    raw = PydanticCodec(ResumeRequest).dumps(REQUEST)
-    assert PydanticCodec(ResumeRequest, max_bytes=len(raw)).loads(raw) == REQUEST
+def test_at_the_limit_is_fine(Codec) -> None:
+    raw = Codec(ResumeRequest).dumps(REQUEST)
+    assert Codec(ResumeRequest, max_bytes=len(raw)).loads(raw) == REQUEST
 
 
-def test_error_text_is_bounded() -> None:
+def test_error_text_is_bounded(Codec) -> None:
     raw = json.dumps({"experiment_id": "x" * 5000, "task": "y" * 5000}).encode()
-    bad = PydanticCodec(ResumeRequest).loads(raw)
+    bad = Codec(ResumeRequest).loads(raw)
     assert isinstance(bad, Undecodable)
     assert len(bad.error) <= 1000
+
+
+def test_faust_decodes_a_topic_value_through_the_adapter() -> None:
+    """What a worker's topic does with its value serializer: Faust's own loads and dumps."""
+    from faust.serializers.codecs import dumps, loads
+
+    codec = PydanticCodec(ResumeRequest, max_bytes=10_000)
+    assert loads(codec, dumps(codec, REQUEST)) == REQUEST
+    assert isinstance(loads(codec, b"\xff"), Undecodable)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from types import SimpleNamespace
 
+import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
 from streams.app.agents import driver, envelope_of
@@ -28,6 +29,7 @@ from streams.publish import (
     letter_headers,
 )
 from streams.steps import process
+from streams.wire import ModelCodec
 
 EXP = "RXhwZXJpbWVudDox"
 ITEM = WorkItem(request_id="r1", experiment_id=EXP, task="t",
@@ -65,8 +67,9 @@ async def test_a_tombstone_is_dead_lettered_before_any_step_sees_it() -> None:
     assert "tombstone" in letter.error
 
 
-def test_the_codec_never_raises_on_what_a_topic_can_hold() -> None:
-    codec = PydanticCodec(ControlEvent, max_bytes=10_000)
+@pytest.mark.parametrize("codec_class", [PydanticCodec, ModelCodec], ids=["faust", "wire"])
+def test_the_codec_never_raises_on_what_a_topic_can_hold(codec_class) -> None:
+    codec = codec_class(ControlEvent, max_bytes=10_000)
     deep = b"[" * 50_000 + b"]" * 50_000
     for raw in (None, b"", b"null", b"\xff\xfe", deep, b'{"type": "outcome"}', memoryview(b"[]")):
         bad = codec.loads(raw)

@@ -132,3 +132,13 @@ def test_settings_are_frozen() -> None:
 def test_effective_worker_url() -> None:
     assert Settings(web_host="0.0.0.0", web_port=7000).effective_worker_url == "http://0.0.0.0:7000"
     assert Settings(worker_url="http://w:1/").effective_worker_url == "http://w:1"
+
+
+def test_commits_come_every_second_by_default_and_an_interval_is_bounded() -> None:
+    # 1 s bounds the work a crashed worker's successor runs again; 0.1 s cost an idle worker
+    # ~3 % of a core (bench/RESULTS.md, issue 17).
+    assert Settings().commit_interval_seconds == 1.0
+    assert Settings(commit_interval_seconds=0.1).commit_interval_seconds == 0.1
+    for bad in (0, -1, 61):
+        with pytest.raises(ValidationError):
+            Settings(commit_interval_seconds=bad)

@@ -196,10 +196,10 @@ class Settings(BaseSettings):
     work_partitions: int = Field(default=8, ge=1, le=1024)
     event_partitions: int = Field(default=4, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=16)
-    # Faust's commit loop wakes every interval (and, in Faust, its livelock check every 2.5):
-    # at 0.1 s an idle worker spent ~3 % of a core on them (bench/RESULTS.md, issue 17).
+    # Commit often: the commit loop's wakeups cost an idle worker ~0.4 % of a core at 0.1 s
+    # (bench/RESULTS.md, issue 17); Faust's livelock check, once tied to it, no longer is.
     commit_interval_seconds: float = Field(
-        default=1.0,
+        default=0.1,
         gt=0,
         le=60,
         description="Processed offsets are committed within this time; after a crash, only work "

@@ -70,6 +70,8 @@ class WorkerPool:
     attempts: int = 3
     #: with a directory, workers load bench.diag (stage timings) and write there
     diag_dir: Path | None = None
+    #: the workers' --task-module (bench.wakeups counts what wakes their event loops)
+    task_module: str = "bench.tasks"
     #: where the workers' code is (a snapshot of the tree taken by bench.run, or the tree)
     code_dir: Path = REPO
     #: create the stream topics before the workers start, as a long-lived deployment has them
@@ -145,7 +147,7 @@ class WorkerPool:
         for i in range(self.count):
             env = self.env()
             env["RESUME_WEB_PORT"] = str(free_port())
-            module = "bench.tasks"
+            module = self.task_module
             if self.diag_dir is not None:
                 self.diag_dir.mkdir(parents=True, exist_ok=True)
                 module = "bench.diag"

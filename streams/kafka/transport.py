@@ -12,6 +12,12 @@ is the case from the start until table recovery ends: the first records then wai
 of that second. It naps briefly instead (``IDLE_NAP_SECONDS``), so a one-shot run's first task
 starts when recovery ends.
 
+Faust's livelock check (it warns when a partition has not progressed for
+``broker_commit_livelock_soft_timeout``, 300 s) runs every 2.5 commit intervals and yields to
+the loop once per assigned partition through a task of its own: ~240 wakeups a second of an
+idle worker at a 0.1 s commit interval. It looks every ``LIVELOCK_CHECK_SECONDS`` instead,
+plenty for a 300 s threshold.
+
     >>> app = faust.App("id", broker="kafka://localhost:9092")      # doctest: +SKIP
     >>> app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=100)  # doctest: +SKIP
 """
@@ -23,6 +29,7 @@ from typing import Any
 import aiokafka
 from faust.transport.drivers import aiokafka as driver
 from faust.types import AppT
+from mode import Service
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -42,6 +49,13 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 #: how long the consumer waits before looking again when none of its partitions is active
 IDLE_NAP_SECONDS = 0.05
 
+#: how often the consumer looks for partitions that stopped progressing (Faust: 2.5 commits)
+LIVELOCK_CHECK_SECONDS = 10.0
+
+# The Faust task replaced below, by name: fail at import rather than run both checks.
+if not hasattr(driver.Consumer, "_commit_livelock_detector"):
+    raise RuntimeError("this Faust has no Consumer._commit_livelock_detector to replace")
+
 
 class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
@@ -57,6 +71,13 @@ class _Consumer(driver.Consumer):
             finally:
                 self.not_waiting_next_records.set()
         return await super()._wait_next_records(timeout)
+
+    @Service.task
+    async def _commit_livelock_detector(self) -> None:
+        await self.sleep(LIVELOCK_CHECK_SECONDS)
+        async for _ in self.itertimer(LIVELOCK_CHECK_SECONDS, name="livelock"):
+            if not self.app.rebalancing:
+                await self.verify_all_partitions_active()
 
 
 class Transport(driver.Transport):

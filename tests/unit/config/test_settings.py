@@ -132,3 +132,12 @@ def test_settings_are_frozen() -> None:
 def test_effective_worker_url() -> None:
     assert Settings(web_host="0.0.0.0", web_port=7000).effective_worker_url == "http://0.0.0.0:7000"
     assert Settings(worker_url="http://w:1/").effective_worker_url == "http://w:1"
+
+
+def test_commits_come_ten_times_a_second_by_default_and_an_interval_is_bounded() -> None:
+    # The interval bounds the work a crashed worker's successor runs again.
+    assert Settings().commit_interval_seconds == 0.1
+    assert Settings(commit_interval_seconds=1.0).commit_interval_seconds == 1.0
+    for bad in (0, -1, 61):
+        with pytest.raises(ValidationError):
+            Settings(commit_interval_seconds=bad)

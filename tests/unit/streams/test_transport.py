@@ -60,3 +60,32 @@ async def test_the_table_manager_starts_recovery_without_faust_s_one_second_slee
     assert started == [False, True]  # channels, then recovery
     assert time.monotonic() - begin < 0.5  # Faust's own on_start sleeps 1 s first
     assert pipeline.app.conf.topic_disable_leader  # no leader-election topic
+
+
+async def test_the_livelock_check_looks_every_ten_seconds_not_every_two_and_a_half_commits(
+    tmp_path: Path,
+) -> None:
+    from streams.kafka.transport import LIVELOCK_CHECK_SECONDS
+
+    pipeline = create_app(Settings(data_dir=tmp_path, commit_interval_seconds=0.1), web=False)
+    consumer = pipeline.app.consumer
+    waits: list[float] = []
+    checks: list[bool] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def itertimer(interval: float, name: str = ""):
+        waits.append(interval)
+        yield interval
+
+    async def verify() -> None:
+        checks.append(True)
+
+    consumer.sleep, consumer.itertimer = sleep, itertimer
+    consumer.verify_all_partitions_active = verify
+    tasks = {task.fun.__name__: task for task in consumer._get_tasks()}
+    await tasks["_commit_livelock_detector"].fun(consumer)  # Faust's: 0.25 s, 4 times a second
+    assert waits == [LIVELOCK_CHECK_SECONDS, LIVELOCK_CHECK_SECONDS] and LIVELOCK_CHECK_SECONDS >= 10
+    assert checks == [True]
+    assert sum(name == "_commit_livelock_detector" for name in tasks) == 1  # ours, not both

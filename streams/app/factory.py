@@ -10,14 +10,12 @@ Run the app the way ``faust worker`` would:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 import faust
 import faust.transport.consumer
-import faust.utils.venusian
 from mode import Service
 
 from config import Settings
@@ -110,23 +108,6 @@ if not all(hasattr(faust.App, name) for name in (
     raise RuntimeError("this Faust has no drain hooks; RESUME_DRAIN_SECONDS cannot be applied")
 
 
-@contextlib.contextmanager
-def _unscanned() -> Iterator[None]:
-    """Declare agents and timers without recording them for Faust's autodiscovery scan.
-
-    Faust attaches every agent and timer to the caller's frame for :pypi:`venusian`, and
-    finding that frame's source read every loaded module's path: 60 ms of a one-shot run's
-    start. Our apps never scan (``autodiscover=False``).
-    """
-    module = faust.utils.venusian
-    attach = module.attach
-    module.attach = lambda *args, **kwargs: None
-    try:
-        yield
-    finally:
-        module.attach = attach
-
-
 class _Resources(Service):
     """Closes the HTTP clients and flushes spans when the app stops."""
 
@@ -214,27 +195,6 @@ def create_app(
         topics={role: name for role, name in settings.topics.model_dump().items()},
     )
     runs_tasks = role in (Role.ALL, Role.TASKS)
-    with _unscanned():
-        _register(app, topics, pipeline, publisher, settings, role)
-    if runs_tasks:
-
-        # Once the tables are recovered and the streams go on: the idle time counts from there.
-        @app.on_rebalance_complete.connect
-        async def recovered(sender: Any, **kwargs: Any) -> None:
-            pipeline.steps.watchdog.rebalanced()
-            context.done_pairs.reindex()  # the recovered partitions' records are new to it
-    if web:
-        register_views(pipeline, role.value)
-    app.add_dependency(_Resources(context))
-    return pipeline
-
-
-def _register(
-    app: faust.App, topics: Any, pipeline: Pipeline, publisher: Publisher, settings: Settings,
-    role: Role,
-) -> None:
-    """The agents of ``role``, and the watchdog where tasks run."""
-    runs_tasks = role in (Role.ALL, Role.TASKS)
     register_agents(
         app,
         topics,
@@ -248,3 +208,13 @@ def _register(
     )
     if runs_tasks:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
+
+        # Once the tables are recovered and the streams go on: the idle time counts from there.
+        @app.on_rebalance_complete.connect
+        async def recovered(sender: Any, **kwargs: Any) -> None:
+            pipeline.steps.watchdog.rebalanced()
+            context.done_pairs.reindex()  # the recovered partitions' records are new to it
+    if web:
+        register_views(pipeline, role.value)
+    app.add_dependency(_Resources(context))
+    return pipeline

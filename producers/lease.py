@@ -25,11 +25,18 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import (
+    StickyPartitionAssignor,
+)
 from aiokafka.partitioner import DefaultPartitioner
 
 from config import Settings
@@ -37,13 +44,16 @@ from producers.kafka import StatusFollower
 from streams.app.sender import MIRRORED_HEADER
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import StatusEvent, utcnow
-from streams.kafka.admin import TopicSpec, ensure_topics
+from streams.kafka.admin import TopicSpec, ensure_topics, public_topics
 from streams.kafka.connection import connection_options
 
 log = logging.getLogger(__name__)
 
 #: how far back a status partition is read for the deployment's latest word on an experiment
 STATUS_TAIL = 2000
+#: long-poll wait of the lease's short-lived readers: aiokafka's 500 ms default was paid
+#: whenever a fetch went out before a seek
+SHORT_WAIT_MS = 50
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,9 @@ def _say(message: str) -> None:
 async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent | None:
     """The deployment's latest status event for ``experiment_id`` (from the partition's tail)."""
     codec = PydanticCodec(StatusEvent)
-    consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **connection_options(settings), enable_auto_commit=False, fetch_max_wait_ms=SHORT_WAIT_MS
+    )
     await consumer.start()
     try:
         topic = settings.topics.status
@@ -81,11 +93,13 @@ async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent 
             return None
         key = experiment_id.encode()
         tp = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
-        consumer.assign([tp])
+        # The end first, then assign and seek at once: a fetch sent from the default
+        # position (the end) would wait out its long poll before the seek took effect.
         end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, max(0, end - STATUS_TAIL))
-        latest: StatusEvent | None = None
         position = max(0, end - STATUS_TAIL)
+        consumer.assign([tp])
+        consumer.seek(tp, position)
+        latest: StatusEvent | None = None
         while position < end:
             batch = await consumer.getmany(tp, timeout_ms=1000)
             records = batch.get(tp, [])
@@ -103,9 +117,13 @@ async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent 
         await consumer.stop()
 
 
-async def wait_for_deployment(settings: Settings, experiment_id: str, on_wait: OnWait) -> None:
-    """Return once the deployment has no active request for ``experiment_id``."""
-    await ensure_topics(settings)  # its status topic, as before a request is published
+async def wait_for_deployment(
+    settings: Settings, experiment_id: str, on_wait: OnWait, *, ensure: bool = True
+) -> None:
+    """Return once the deployment has no active request for ``experiment_id`` (``ensure=False``:
+    its topics are known to exist)."""
+    if ensure:
+        await ensure_topics(settings)  # its status topic, as before a request is published
     async with StatusFollower(settings) as follower:  # from now on, so no end is missed
         latest = await _latest_status(settings, experiment_id)
         if latest is None or latest.state.is_final:
@@ -116,6 +134,20 @@ async def wait_for_deployment(settings: Settings, experiment_id: str, on_wait: O
         )
         async for _ in follower.follow(latest.request_id):
             pass
+
+
+class _Assigned(ConsumerRebalanceListener):
+    """Sets ``event`` whenever the group assigns this member partitions."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        if assigned:
+            self.event.set()
 
 
 def lease_group(settings: Settings, experiment_id: str) -> str:
@@ -166,11 +198,13 @@ async def experiment_lease(
     settings: Settings, experiment_id: str, holder: Holder, on_wait: OnWait = _say
 ) -> AsyncIterator[None]:
     """Hold ``experiment_id``'s lease for the duration of the block (waiting for it first)."""
-    await wait_for_deployment(settings, experiment_id, on_wait)
     topic = settings.topics.leases
-    await ensure_topics(settings, {topic: TopicSpec(1, {"cleanup.policy": "compact"})})
+    # One admin client for the deployment's public topics (its status is read next) and ours.
+    lease_spec = TopicSpec(1, {"cleanup.policy": "compact"})
+    await ensure_topics(settings, {**public_topics(settings), topic: lease_spec})
+    await wait_for_deployment(settings, experiment_id, on_wait, ensure=False)
+    assigned = asyncio.Event()
     consumer = AIOKafkaConsumer(
-        topic,
         **connection_options(settings),
         group_id=lease_group(settings, experiment_id),
         client_id=f"phoenix-resume-lease-{holder.request_id}",
@@ -181,6 +215,7 @@ async def experiment_lease(
         heartbeat_interval_ms=int(settings.heartbeat_seconds * 1000),
     )
     await consumer.start()
+    consumer.subscribe([topic], listener=_Assigned(assigned))
     poller = asyncio.create_task(_keep_polling(consumer))
     try:
         asked_at, told_at = utcnow(), None
@@ -195,9 +230,11 @@ async def experiment_lease(
                 on_wait(f"waiting for {whom}, which is running experiment {experiment_id}")
             if poller.done():
                 poller.result()  # the consumer failed: say why
-            await asyncio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):  # woken at once when it is ours
+                await asyncio.wait_for(assigned.wait(), 0.5)
+            assigned.clear()
         if told_at is not None:  # it waited: the deployment may have taken a request meanwhile
-            await wait_for_deployment(settings, experiment_id, on_wait)
+            await wait_for_deployment(settings, experiment_id, on_wait, ensure=False)
         await _announce(settings, experiment_id, holder)
         yield
     finally:
@@ -205,3 +242,50 @@ async def experiment_lease(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await poller
         await consumer.stop()
+
+
+#: awaited by a run before it publishes its request: returns once the lease is held, raises
+#: what kept the run from taking it
+Held = Callable[[], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def lease_in_background(
+    settings: Settings, experiment_id: str, holder: Holder, on_wait: OnWait = _say
+) -> AsyncIterator[Held]:
+    """Start taking ``experiment_id``'s lease (as :func:`experiment_lease`) and enter the block
+    at once, so a run starts its worker meanwhile; it awaits the yielded ``held()`` before it
+    publishes anything. The lease is let go when the block ends."""
+    taken, leaving = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with experiment_lease(settings, experiment_id, holder, on_wait):
+            taken.set()
+            await leaving.wait()
+
+    holding = asyncio.create_task(hold())
+
+    async def held() -> None:
+        waiting = asyncio.ensure_future(taken.wait())
+        try:
+            await asyncio.wait({waiting, holding}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if not taken.is_set():
+            holding.result()  # why it ended without the lease
+            raise RuntimeError("the lease was let go before it was held")  # not reached
+
+    try:
+        yield held
+    finally:
+        leaving.set()
+        if not taken.is_set():
+            holding.cancel()
+        # A failure to take the lease reached the block through held(); letting it go
+        # failing is only worth a line, as the run's result stands.
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await holding
+            except Exception as exc:
+                if taken.is_set():
+                    log.warning("letting go of the lease on %s failed: %r", experiment_id, exc)

@@ -4,10 +4,8 @@ This is what ``phoenix-resume run`` and :func:`producers.api.resume_experiment` 
 settings choose the runner (``RESUME_RUNNER``; ``auto`` is local unless
 ``KAFKA_BOOTSTRAP_SERVERS`` is set): the embedded runner (:mod:`streams.local`) drives the
 pipeline's steps on in-process queues and needs only the Phoenix server; the Kafka runner
-starts a private Faust worker in this process and goes through the broker. The private worker
-uses its own consumer group and topic prefix (``<prefix>run-<id>.``) so a
-long-lived deployment on the same cluster never picks up work for a task that exists only in
-this process; those topics are deleted when the run ends.
+starts a private Faust worker in this process and goes through the broker
+(:mod:`producers.private_run`: its own consumer group and topics, deleted when the run ends).
 
 The Kafka runner's modules (Faust, aiokafka, the lease) are imported when it runs: an embedded
 run never loads them, which is most of a one-shot process's start and exit time.
@@ -15,10 +13,8 @@ run never loads them, which is most of a one-shot process's start and exit time.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,41 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def isolated(settings: Settings) -> Settings:
-    """Settings for a private, throw-away namespace on the same cluster."""
-    run_id = uuid.uuid4().hex[:12]
-    return settings.model_copy(
-        update={
-            "app_id": f"{settings.app_id}-run-{run_id}",
-            "topic_prefix": f"{settings.topic_prefix}run-{run_id}.",
-            # The deployment's `status` and status pages see the run (its own topic goes).
-            "status_mirror_topic": settings.topics.status,
-        }
-    )
-
-
 @contextlib.asynccontextmanager
 async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
     """Run ``pipeline``'s agents on the current event loop for the duration of the block."""
-    import faust
+    from streams.app.startup import worker_running
 
-    from streams.app.startup import prepare_kafka
-
-    await prepare_kafka(pipeline)
-    worker = faust.Worker(
-        pipeline.app,
-        loop=asyncio.get_running_loop(),
-        quiet=True,
-        daemon=False,
-        override_logging=False,
-        redirect_stdouts=False,
-    )
-    worker.spinner = None  # no terminal spinner inside someone else's process
-    await worker.start()
-    try:
+    async with worker_running(pipeline) as worker:
         yield worker
-    finally:
-        await worker.stop()
 
 
 async def publish_and_follow(
@@ -124,44 +92,13 @@ async def run_request(
             settings, request, tasks=tasks, evaluators=evaluators, on_status=on_status
         )
         return raise_for_final(final, runner="local")
-    from producers.lease import Holder, experiment_lease
+    from producers.private_run import run_on_kafka
 
-    # The lease is the deployment's (its prefix and app id), not the private namespace's.
-    async with experiment_lease(settings, request.experiment_id, Holder(request.request_id)):
-        final = await _run_on_kafka(settings, request, tasks, evaluators, on_status, private)
+    final = await run_on_kafka(
+        settings, request, tasks=tasks, evaluators=evaluators, on_status=on_status,
+        private=private,
+    )
     return raise_for_final(final, runner="kafka")
-
-
-async def _run_on_kafka(
-    settings: Settings,
-    request: ResumeRequest,
-    tasks: TaskRegistry | None,
-    evaluators: EvaluatorRegistry | None,
-    on_status: Callable[[StatusEvent], None] | None,
-    private: bool,
-) -> StatusEvent:
-    """Run ``request`` on an in-process Faust worker; its final status event."""
-    from streams.app import create_app
-    from streams.kafka.admin import delete_topics
-
-    if private:
-        settings = isolated(settings)
-    pipeline = create_app(settings, tasks=tasks, evaluators=evaluators, web=False)
-    try:
-        async with running_worker(pipeline):
-            # running_worker created every topic of the namespace before the worker started.
-            final = await publish_and_follow(settings, request, on_status, ensure=False)
-            if limiters := pipeline.context.limiters.snapshot():
-                final = final.model_copy(
-                    update={"summary": {**final.summary, "limiters": limiters}})
-    finally:
-        if private:
-            try:
-                # Our topics, and the tables' changelogs, which Faust names after the app id.
-                await delete_topics(settings, (settings.topic_prefix, f"{settings.app_id}-"))
-            except Exception as exc:  # the run's result stands; say what was left behind
-                log.warning("could not delete the run's topics (%s): %s", settings.topic_prefix, exc)
-    return final
 
 
 def raise_for_final(final: StatusEvent, runner: str | None = None) -> dict[str, Any]:

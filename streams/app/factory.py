@@ -25,7 +25,7 @@ from streams.app.sender import FaustSender
 from streams.app.tables import TableManager, declare_tables
 from streams.app.topics import declare_topics
 from streams.app.views import register_views
-from streams.context import Context
+from streams.context import Context, Tables
 from streams.evaluators import EvaluatorRegistry
 from streams.kafka.connection import faust_credentials
 from streams.kafka.transport import Transport
@@ -194,15 +194,19 @@ def create_app(
     role: Role = Role.ALL,
     web: bool = True,
     steps: Callable[[Context], Steps] = Steps.build,
+    durable_tables: bool = True,
 ) -> Pipeline:
     """Build the app for ``settings``; registries default to ``@task`` and ``@evaluator``.
 
     ``steps`` builds the pipeline's handlers from the shared context: a caller may wrap one
     (a test that loses work on purpose, say) without the worker carrying a hook for it.
+    ``durable_tables=False`` keeps the state in this process only, with no changelog topics
+    and no recovery: for a private one-shot worker, the only member of its group, whose
+    topics are deleted at its end and never resumed.
     """
     app = faust_app(settings, web=web)
     topics = declare_topics(app, settings)
-    tables = declare_tables(app, settings)
+    tables = declare_tables(app, settings) if durable_tables else Tables.in_memory()
     context = Context.build(
         settings, tables, tasks=tasks, evaluators=evaluators, checkpoint=lambda: _flush(app)
     )

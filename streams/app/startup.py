@@ -1,9 +1,15 @@
-"""What a worker does before it joins its group: check the broker, create and await its topics."""
+"""What a worker does before it joins its group (check the broker, create and await its topics),
+and a worker run inside someone else's event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+
+import faust
 
 from streams.kafka.admin import TopicSpec, ensure_topics, topic_specs
 from streams.kafka.connection import check_kafka
@@ -30,3 +36,25 @@ async def prepare_kafka(pipeline: Pipeline) -> None:
     await check_kafka(pipeline.settings)
     await ensure_topics(pipeline.settings, worker_topics(pipeline))
 
+
+
+@contextlib.asynccontextmanager
+async def worker_running(pipeline: Pipeline, *, prepare: bool = True) -> AsyncIterator[faust.Worker]:
+    """Run ``pipeline``'s agents on the current event loop for the duration of the block
+    (``prepare=False``: :func:`prepare_kafka` was awaited already)."""
+    if prepare:
+        await prepare_kafka(pipeline)
+    worker = faust.Worker(
+        pipeline.app,
+        loop=asyncio.get_running_loop(),
+        quiet=True,
+        daemon=False,
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    worker.spinner = None  # no terminal spinner inside someone else's process
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()

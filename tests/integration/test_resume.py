@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from producers.errors import TaskAbortedError, TaskFetchError
 from producers.runner import publish_and_follow, raise_for_final, run_request, running_worker
@@ -71,6 +72,45 @@ async def test_run_finishes_a_partly_done_experiment(make_settings, phoenix) -> 
     seeded = {(r["dataset_example_id"], r["repetition_number"]): r for r in runs}
     for pair in built.succeeded:
         assert seeded[pair]["output"] == {"seeded": True}
+
+
+async def _private_topics(settings) -> list[str]:
+    """The topics of one-shot runs' private namespaces under ``settings``' prefix and app id."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_hosts)
+    await admin.start()
+    try:
+        names = await admin.list_topics()
+    finally:
+        await admin.close()
+    private = (f"{settings.topic_prefix}run-", f"{settings.app_id}-run-")
+    return sorted(n for n in names if n.startswith(private))
+
+
+async def test_a_kafka_run_leaves_no_topic_of_its_namespace(make_settings, phoenix) -> None:
+    settings = make_settings()
+    built = build_experiment(phoenix, examples=4, repetitions=1)
+    during: list[str] = []
+
+    async def looks(input: dict) -> dict:  # the namespace, seen from inside the run
+        during.extend(await _private_topics(settings))
+        return {"answer": input["question"].upper()}
+
+    tasks = TaskRegistry()
+    tasks.register("answer", looks)
+    summary = await run_request(settings, ResumeRequest(experiment_id=built.experiment_id,
+                                                        task="answer"), tasks=tasks)
+    with pytest.raises(TaskFetchError):  # one that ends failed cleans up too
+        await run_request(settings, ResumeRequest(experiment_id="RXhwZXJpbWVudDo5OTk5OQ==",
+                                                  task="answer"), tasks=tasks)
+    assert (summary["runner"], summary["succeeded"]) == ("kafka", 4)
+    assert any(name.endswith(".work") for name in during), during
+    left = await _private_topics(settings)
+    for _ in range(50):  # the broker forgets deleted topics a moment after it answers
+        if not left:
+            break
+        await asyncio.sleep(0.1)
+        left = await _private_topics(settings)
+    assert left == []
 
 
 async def test_failing_task_is_recorded_and_counted(make_settings, phoenix) -> None:

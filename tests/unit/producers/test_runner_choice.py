@@ -3,7 +3,6 @@ what ``RESUME_RUNNER`` / ``--runner`` say; and the summary says which one ran.""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import pytest
@@ -59,27 +58,13 @@ def ran(monkeypatch) -> list[str]:
         started.append("local")
         return final()
 
-    @contextlib.asynccontextmanager
-    async def worker(pipeline):
+    async def kafka(settings, request, **kwargs):
         started.append("kafka")
-        yield None
-
-    async def follow(settings, request, on_status=None, **kwargs):
         return final()
 
-    async def delete(*args):
-        return None
-
-    @contextlib.asynccontextmanager
-    async def lease(settings, experiment_id, holder):
-        yield None
-
-    # The Kafka runner imports the lease and the topic admin when it runs: patched at source.
-    monkeypatch.setattr("producers.lease.experiment_lease", lease)
-    monkeypatch.setattr("streams.kafka.admin.delete_topics", delete)
     monkeypatch.setattr(runner, "run_local", local)
-    monkeypatch.setattr(runner, "running_worker", worker)
-    monkeypatch.setattr(runner, "publish_and_follow", follow)
+    # The Kafka runner's module is imported when it runs: patched at its source.
+    monkeypatch.setattr("producers.private_run.run_on_kafka", kafka)
     return started
 
 

@@ -1,0 +1,137 @@
+"""A one-shot run through the broker: a private worker in this process, the lease taken meanwhile.
+
+What ``run --runner kafka`` does once its request is built (:func:`producers.runner.run_request`
+chooses it). The run's topics live in a namespace of their own (``<prefix>run-<id>.``, its
+own consumer group), so a deployment on the same cluster never picks up work for a task that
+exists only in this process; they are deleted when the run ends. The namespace is never
+resumed (a killed run's request is run again from Phoenix's word on what is incomplete), so
+its worker keeps its tables in memory: no changelog topics, nothing to recover, and one
+partition where the order of one experiment's events is all that matters.
+
+The start is what a user waits for, so it overlaps what it can: the experiment's lease (the
+deployment check included, :mod:`producers.lease`) is taken while the namespace's topics are
+created and the worker joins its group and the run's status follower and publisher connect;
+nothing is published before the lease is held. At the end the topics are deleted while the
+lease is let go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+
+from config import Settings
+from producers.kafka import RequestPublisher, StatusFollower
+from producers.lease import Held, Holder, lease_in_background
+from streams.app import Pipeline, create_app
+from streams.app.startup import prepare_kafka, worker_running
+from streams.evaluators import EvaluatorRegistry
+from streams.events import ResumeRequest, StatusEvent
+from streams.kafka.admin import delete_topics
+from streams.registry import TaskRegistry
+
+log = logging.getLogger(__name__)
+
+OnStatus = Callable[[StatusEvent], None]
+
+
+def isolated(settings: Settings) -> Settings:
+    """Settings for a private, throw-away namespace on the same cluster."""
+    run_id = uuid.uuid4().hex[:12]
+    return settings.model_copy(
+        update={
+            "app_id": f"{settings.app_id}-run-{run_id}",
+            "topic_prefix": f"{settings.topic_prefix}run-{run_id}.",
+            # The deployment's `status` and status pages see the run (its own topic goes).
+            "status_mirror_topic": settings.topics.status,
+            # One member, one request: more partitions only cost the broker to create,
+            # assign and delete them.
+            "control_partitions": 1,
+            "work_partitions": 1,
+        }
+    )
+
+
+async def run_on_kafka(
+    settings: Settings,
+    request: ResumeRequest,
+    *,
+    tasks: TaskRegistry | None = None,
+    evaluators: EvaluatorRegistry | None = None,
+    on_status: OnStatus | None = None,
+    private: bool = True,
+) -> StatusEvent:
+    """Run ``request`` on an in-process Faust worker, holding its experiment's lease; its final
+    status event. ``private=False`` runs it in ``settings``' own namespace and keeps it."""
+    # The lease is the deployment's (its prefix and app id), not the private namespace's.
+    deployment = settings
+    if private:
+        settings = isolated(settings)
+    pipeline = create_app(
+        settings, tasks=tasks, evaluators=evaluators, web=False, durable_tables=not private
+    )
+    deleting: asyncio.Task[None] | None = None
+    try:
+        holder = Holder(request.request_id)
+        async with lease_in_background(deployment, request.experiment_id, holder) as held:
+            try:
+                return await _on_worker(pipeline, request, held, on_status)
+            finally:
+                if private:  # the worker has stopped: its topics go while the lease is let go
+                    deleting = asyncio.create_task(_delete_namespace(settings))
+    finally:
+        if private and deleting is None:  # the lease failed before the worker ran
+            deleting = asyncio.create_task(_delete_namespace(settings))
+        if deleting is not None:
+            await deleting
+
+
+async def _on_worker(
+    pipeline: Pipeline, request: ResumeRequest, held: Held, on_status: OnStatus | None
+) -> StatusEvent:
+    """Start the worker and the run's Kafka clients together, then publish once the lease is
+    held and follow the request to its final status event."""
+    settings = pipeline.settings
+    await prepare_kafka(pipeline)  # every topic of the namespace, for the worker and follower
+    follower, publisher = StatusFollower(settings), RequestPublisher(settings)
+    async with contextlib.AsyncExitStack() as clients:
+        opening = asyncio.create_task(_open(clients, follower, publisher))
+        try:
+            async with worker_running(pipeline, prepare=False):
+                await opening
+                await held()
+                await publisher.publish(request)
+                final: StatusEvent | None = None
+                async for status in follower.follow(request.request_id):
+                    if on_status is not None:
+                        on_status(status)
+                    final = status
+                assert final is not None  # follow() only returns after a final event
+                if limiters := pipeline.context.limiters.snapshot():
+                    final = final.model_copy(
+                        update={"summary": {**final.summary, "limiters": limiters}})
+                return final
+        finally:
+            if not opening.done():
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await opening
+
+
+async def _open(
+    clients: contextlib.AsyncExitStack, follower: StatusFollower, publisher: RequestPublisher
+) -> None:
+    # Positioned at the end of the run's status topic before anything is published.
+    await clients.enter_async_context(follower)
+    await clients.enter_async_context(publisher)
+
+
+async def _delete_namespace(settings: Settings) -> None:
+    try:
+        # Our topics, and any Faust named after the app id (changelogs of durable tables).
+        await delete_topics(settings, (settings.topic_prefix, f"{settings.app_id}-"))
+    except Exception as exc:  # the run's result stands; say what was left behind
+        log.warning("could not delete the run's topics (%s): %s", settings.topic_prefix, exc)

@@ -19,11 +19,16 @@ if TYPE_CHECKING:
 
 
 def worker_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
-    """Every topic a worker of ``pipeline`` subscribes to: its topics and tables' changelogs."""
+    """Every topic a worker of ``pipeline`` subscribes to: its topics, its agents' and its
+    tables' changelogs."""
     declared = [getattr(pipeline.topics, f.name) for f in dataclasses.fields(pipeline.topics)]
     declared = [topic for topic in declared if topic is not None]  # no mirror, say
+    # Agents declared on the app beside the pipeline's own (a probe, a team's extra agent) are
+    # subscribed too: left to Faust, their topic could miss the first assignment.
+    agents = [agent.channel for agent in pipeline.app.agents.values()
+              if isinstance(agent.channel, faust.TopicT)]
     changelogs = [table.changelog_topic for table in pipeline.app.tables.values()]
-    return topic_specs([*declared, *changelogs], pipeline.app.conf.topic_partitions)
+    return topic_specs([*declared, *agents, *changelogs], pipeline.app.conf.topic_partitions)
 
 
 async def prepare_kafka(pipeline: Pipeline) -> None:

@@ -27,6 +27,20 @@ def test_worker_topics_are_every_declared_topic_and_every_changelog(tmp_path: Pa
     assert changelogs == {f"a-{table}-changelog" for table in tables}
 
 
+def test_worker_topics_include_an_agent_declared_on_the_app(tmp_path: Path) -> None:
+    # A probe or extra agent added after create_app: its topic must exist before the group
+    # forms, or the first assignment can leave it unconsumed (a flaky integration test did).
+    pipeline = create_app(Settings(data_dir=tmp_path, topic_prefix="t.", app_id="a"), web=False)
+    probe = pipeline.app.topic("t.probe", partitions=1, internal=True)
+
+    @pipeline.app.agent(probe, name="probe")
+    async def collect(stream):  # noqa: ANN001
+        async for _ in stream:
+            pass
+
+    assert worker_topics(pipeline)["t.probe"] == TopicSpec(1)
+
+
 def described(name: str, leaders: list[int], error_code: int = 0) -> dict:
     return {
         "topic": name,

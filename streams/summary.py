@@ -162,9 +162,11 @@ class Summary(BaseModel):
 
     @property
     def ready_to_verify(self) -> bool:
-        """Time for a verification pass: all outcomes are in (first pass), or as many outcomes
-        as the last pass re-published items have arrived since (repairs are not counted in
-        ``published``: a lost item and its repair are one pair)."""
+        """Time for a verification pass: all outcomes are in (first pass), or as many first
+        outcomes as the last pass re-published items have arrived since that pass began
+        (repairs are not counted in ``published``: a lost item and its repair are one pair).
+        Outcomes of items the pass did not repair may count too: that only brings the next
+        pass sooner, which re-lists and repairs again what is still missing."""
         if self.verifying is not None or self.is_final:
             return False
         if self.verify_passes == 0:

@@ -264,8 +264,12 @@ class Coordinator:
         # flight, and their outcomes lead to another pass.
         if summary.verify_repairs == 0:
             self._complete(summary, effects)
-        else:
-            self._status(summary, messages.republished(summary.verify_repairs), effects)
+            return
+        self._status(summary, messages.republished(summary.verify_repairs), effects)
+        if summary.ready_to_verify:
+            # The outcomes arrived while the pass was read: no later outcome would start
+            # the next pass.
+            await self._verify(summary, effects)
 
     # --- the end of a request ---
 

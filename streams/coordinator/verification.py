@@ -64,6 +64,10 @@ def begin(summary: Summary) -> Summary:
             "verifying": first,
             "verify_cursor": None,
             "verify_repairs": 0,
+            # Outcomes are counted from here, not from the pass's end: an item the pass
+            # repairs can see its original outcome arrive while later pages are read, and
+            # counting from the end missed it, so the request waited for the 120 s watchdog.
+            "verify_mark": summary.finished + summary.evaluations_finished,
             "verify_passes": summary.verify_passes + 1,
             "last_progress_at": utcnow(),
         }
@@ -110,11 +114,6 @@ async def read(
             update={"verifying": PageKind.EVALUATIONS, "verify_cursor": None}
         )
         return await read(phoenix, summary, ledger, policy, effects)
-    return summary.model_copy(
-        update={
-            "verifying": None,
-            "verify_cursor": None,
-            # repairs are not counted as published: the next pass waits for as many outcomes
-            "verify_mark": summary.finished + summary.evaluations_finished,
-        }
-    )
+    # Repairs are not counted as published: the next pass waits for as many first outcomes
+    # since this pass began (each repaired item has exactly one, its original's or its repair's).
+    return summary.model_copy(update={"verifying": None, "verify_cursor": None})

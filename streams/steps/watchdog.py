@@ -56,6 +56,10 @@ class Watchdog:
             idle = (now - summary.last_progress_at).total_seconds()
             if recovering:
                 assert self.recovery_seconds is not None and self.rebalanced_at is not None
+                if summary.created_at >= self.rebalanced_at:
+                    # Only a request that was here before the rebalance can have lost work in
+                    # it; a newer one waiting behind other requests' work is queued, not idle.
+                    continue
                 since = (now - max(summary.last_progress_at, self.rebalanced_at)).total_seconds()
                 if since >= self.recovery_seconds and request_id not in self._recovered:
                     self._recovered.add(request_id)

@@ -685,6 +685,48 @@ async def test_stalled_request_republishes_only_the_lost_pair() -> None:
     assert done.work == []
 
 
+async def test_an_original_outcome_arriving_during_a_pass_still_lets_the_request_complete() -> None:
+    # Seen with eight requests at once: a pass repaired an item whose original outcome came
+    # while the pass read its next page. Counting outcomes from the pass's end missed that
+    # one, so the request waited for the 120 s watchdog with every pair done.
+    h = harness(experiment(examples=4), page_size=2, stall_seconds=0)
+    req = request()
+    work = (await drain(h, StartRequest(request=req))).work
+    assert len(work) == 4
+    first_page = await drain(h, Reconcile(request_id=req.request_id, experiment_id=EXP),
+                             follow=False)
+    assert pairs(first_page.work) == pairs(work[:2])
+    [next_page] = [e for e in first_page.control if isinstance(e, FetchPage)]
+    await h.coordinator.handle(outcome_for(work[0]))  # the original, between the pass's pages
+    second_page = await drain(h, next_page, follow=False)
+    assert pairs(second_page.work) == pairs(work[2:])
+    assert h.summary(req.request_id).verify_repairs == 4
+    for item in work[1:]:
+        await drain(h, outcome_for(item))
+    s = h.summary(req.request_id)
+    assert s.state is RequestState.COMPLETE
+    assert (s.succeeded, s.verify_passes) == (4, 2)
+
+
+async def test_outcomes_that_all_arrive_during_a_pass_complete_the_request_at_its_end() -> None:
+    # Every original outcome comes while the pass is read: no later outcome would start the
+    # next pass, so the pass's end starts it, and that one finds nothing missing.
+    h = harness(experiment(examples=3), page_size=2, stall_seconds=0)
+    req = request()
+    work = (await drain(h, StartRequest(request=req))).work
+    first_page = await drain(h, Reconcile(request_id=req.request_id, experiment_id=EXP),
+                             follow=False)
+    assert len(first_page.work) == 2
+    [next_page] = [e for e in first_page.control if isinstance(e, FetchPage)]
+    for item in work:
+        await h.coordinator.handle(outcome_for(item))
+    rest = await drain(h, next_page)
+    s = h.summary(req.request_id)
+    assert s.state is RequestState.COMPLETE
+    assert (s.succeeded, s.verify_passes, s.repaired) == (3, 2, 2)
+    assert rest.work == []
+
+
 async def test_reconcile_is_ignored_while_the_request_makes_progress() -> None:
     h = harness(experiment(examples=2), page_size=5, stall_seconds=3600)
     req = request()

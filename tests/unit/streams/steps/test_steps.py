@@ -249,6 +249,25 @@ async def test_a_run_left_by_a_crash_is_posted_without_running_the_task_again(ph
     assert [p["output"] for p in phoenix.posted] == [{"n": "before"}]
 
 
+def test_a_request_started_after_the_rebalance_is_queued_not_recovered(phoenix) -> None:
+    # Eight requests at once behind one worker's slots: a request's first outcomes come
+    # after more than the recovery time, and verifying it then re-published its queued work.
+    context, steps, _ = build(phoenix, Counter())
+    watchdog = steps.watchdog
+    watchdog.recovery_seconds = 5.0
+    now = utcnow()
+    watchdog.rebalanced(now)
+    request = ResumeRequest(experiment_id=EXP, task="answer")
+    waiting = Summary.for_request(request).model_copy(
+        update={"state": RequestState.RUNNING, "created_at": now + timedelta(seconds=1),
+                "last_progress_at": now + timedelta(seconds=1)}
+    )
+    context.tables.summaries[request.request_id] = waiting
+    assert watchdog.tick(now + timedelta(seconds=20)).control == []
+    [reconcile] = watchdog.tick(now + timedelta(seconds=122)).control  # the stall time still holds
+    assert reconcile.request_id == request.request_id
+
+
 async def test_after_a_rebalance_an_idle_request_is_verified_within_the_recovery_time(
     phoenix,
 ) -> None:
@@ -259,6 +278,7 @@ async def test_after_a_rebalance_an_idle_request_is_verified_within_the_recovery
     now = utcnow()
     quiet = Summary.for_request(request).model_copy(
         update={"state": RequestState.RUNNING,
+                "created_at": now - timedelta(seconds=40),
                 "last_progress_at": now.replace(microsecond=0) - timedelta(seconds=30)}
     )
     context.tables.summaries[request.request_id] = quiet

@@ -10,7 +10,7 @@ a JSON line of per-stage counts and mean/max milliseconds to ``$BENCH_DIAG_FILE`
   the paging round trip through the control topic)
 - ``runner.run``: task + span + POST of one run; ``phoenix.post_run``: the POST alone
 - ``topic.send:<topic>``: awaiting Faust's ``Topic.send`` per topic
-- ``agent.run_work_item``: one work item end to end in a task actor
+- ``step.run_task``: one work item end to end in the task step (streams/steps/tasks.py)
 - ``events``: each call of ``Coordinator._finish`` / ``_on_forget`` with its duration
   and the process's RSS and peak RSS before and after (where memory spikes at completion)
 
@@ -179,16 +179,16 @@ def install() -> None:
         tracemalloc.start(1)
     import faust.topics
 
-    import streams.app.agents as agents
     from streams.coordinator import Coordinator
     from streams.execution.tasks import TaskRunner
     from streams.phoenix import PhoenixClient
+    from streams.steps.tasks import RunTask
 
     _wrap_async(Coordinator, "handle", "coordinator.handle", by_type=True)
     _wrap_async(TaskRunner, "run", "runner.run")
     _wrap_async(PhoenixClient, "post_run", "phoenix.post_run")
     _wrap_async(faust.topics.Topic, "send", "topic.send", by_topic=True)
-    _wrap_async(agents, "run_work_item", "agent.run_work_item")
+    _wrap_async(RunTask, "handle", "step.run_task")
     if hasattr(Coordinator, "_on_forget"):
         _wrap_sync_memory(Coordinator, "_on_forget", "coordinator._on_forget")
     if hasattr(Coordinator, "_finish"):

@@ -78,7 +78,11 @@ class FleetView:
         if kind == "leave":
             self.others.pop(member, None)
         elif kind == "beat":
-            demand = frozenset(k for k in message.get("demand") or () if isinstance(k, str))
+            # Anyone who can write to the topic can write anything: a demand that is not a
+            # list counts as none, rather than stopping the read of the batch it came in.
+            listed = message.get("demand")
+            listed = listed if isinstance(listed, list) else ()
+            demand = frozenset(k for k in listed if isinstance(k, str))
             seen = now - max(0.0, age)
             known = self.others.get(member)
             if known is None or known.seen <= seen:

@@ -194,3 +194,24 @@ def test_the_fleet_reads_heartbeats_and_signals_and_skips_what_is_not_its() -> N
     assert fleet.members("openai") == 3
     assert limiter.share() == pytest.approx(5, rel=0.01)  # 30 / 3, halved by w2's signal
     assert limiter.fleet_signals == 1
+
+
+def test_hostile_records_on_the_limiters_topic_are_skipped_not_raised() -> None:
+    # The topic is shared by the fleet: a tombstone, bytes that are not JSON, a 5 MB value,
+    # or a heartbeat of the wrong shape must neither stop the read nor count as a member.
+    from types import SimpleNamespace
+
+    from config import LimiterConfig, Settings
+    from streams.limits import Limiters
+    from streams.limits.fleet import KafkaFleet
+
+    limiters = Limiters({"openai": LimiterConfig(per_second=10)})
+    fleet = KafkaFleet(Settings(), limiters)
+    values = [None, b"\xff\xfe", b"x" * 5_000_000, b"[1, 2]",
+              b'{"kind": "beat", "member": "w2", "demand": 7}',
+              b'{"kind": "beat", "member": 3, "demand": ["openai"]}',
+              b'{"kind": "beat", "member": "w4", "demand": {"openai": 1}}',
+              b'{"kind": "beat", "member": "w5", "demand": ["openai"]}']
+    records = [SimpleNamespace(value=v, timestamp=None) for v in values]
+    fleet._take({"tp": records})
+    assert fleet.view.members("openai", now=time.monotonic()) == 2  # w5, and this worker

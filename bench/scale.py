@@ -34,10 +34,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from bench.measure import cpu_seconds, foreign_load, peak_rss_of, rss_of
+from bench.measure import cpu_seconds, foreign_load
 from bench.ours import WorkerPool, request_for
 from bench.run import code_state, machine, snapshot_code
-from config import Settings
 from producers.kafka import RequestPublisher, assign_at_end
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import StatusEvent
@@ -308,6 +307,17 @@ async def idle_cost(fleet: Fleet, args: argparse.Namespace, env: dict[str, str])
     return out
 
 
+async def cell(fleet: Fleet, pool: WorkerPool, count: int, pairs: int, label: str,
+               **fields: Any) -> dict[str, Any]:
+    """One measured cell on a started pool: ``count`` fresh experiments of ``pairs`` in all."""
+    experiments = await make_experiments(fleet.phoenix, count, pairs)
+    r = await measured(fleet, pool, experiments, pairs)
+    r.update(fields)
+    r.pop("rss_samples")
+    _print(label, r)
+    return r
+
+
 async def suite_scale(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     latency, c = args.latency, args.concurrency
@@ -321,27 +331,20 @@ async def suite_scale(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, 
         async with pool:
             await warm_up(fleet, pool)
             for count in [int(e) for e in args.experiments.split(",")]:
-                experiments = await make_experiments(fleet.phoenix, count, pairs)
-                r = await measured(fleet, pool, experiments, pairs)
-                r.update({"workers": workers, "experiments": count, "latency": latency,
-                          "concurrency": c, "ideal_pairs_s": ideal,
-                          "ratio_to_ideal": round(r["pairs_s"] / ideal, 3),
-                          "ready_s": pool.ready_s, "env": env})
-                r.pop("rss_samples")
+                r = await cell(fleet, pool, count, pairs,
+                               f"{workers} worker(s), {count} experiment(s), {pairs} pairs",
+                               workers=workers, experiments=count, latency=latency,
+                               concurrency=c, ideal_pairs_s=ideal, ready_s=pool.ready_s, env=env)
+                r["ratio_to_ideal"] = round(r["pairs_s"] / ideal, 3)
                 results.append(r)
-                _print(f"{workers} worker(s), {count} experiment(s), {pairs} pairs", r)
     if args.zero_anchor:
         # CPU per pair with a 0 s task, same pairs as one worker's 1 s run: the waiting cost.
         pairs = int(c / latency * args.seconds)
         pool = fleet.pool(1, c, 0.0, "scale-1-zero")
         async with pool:
             await warm_up(fleet, pool)
-            experiments = await make_experiments(fleet.phoenix, 1, pairs)
-            r = await measured(fleet, pool, experiments, pairs)
-            r.update({"workers": 1, "experiments": 1, "latency": 0.0, "concurrency": c})
-            r.pop("rss_samples")
-            results.append(r)
-            _print(f"1 worker, 0 s task, {pairs} pairs", r)
+            results.append(await cell(fleet, pool, 1, pairs, f"1 worker, 0 s task, {pairs} pairs",
+                                      workers=1, experiments=1, latency=0.0, concurrency=c))
     return results
 
 
@@ -355,13 +358,10 @@ async def suite_ceiling(fleet: Fleet, args: argparse.Namespace) -> list[dict[str
                               f"ceiling-p{page}-w{window}", env)
             async with pool:
                 await warm_up(fleet, pool)
-                experiments = await make_experiments(fleet.phoenix, 1, args.pairs)
-                r = await measured(fleet, pool, experiments, args.pairs)
-                r.update({"workers": args.ceiling_workers, "page_size": page, "window": window,
-                          "concurrency": args.concurrency})
-                r.pop("rss_samples")
-                results.append(r)
-                _print(f"page {page}, window {window}, {args.pairs} pairs", r)
+                results.append(await cell(
+                    fleet, pool, 1, args.pairs, f"page {page}, window {window}, {args.pairs} pairs",
+                    workers=args.ceiling_workers, page_size=page, window=window,
+                    concurrency=args.concurrency))
     return results
 
 

@@ -210,18 +210,40 @@ async def run_prepared(prepared: Prepared) -> ResumeResult:
 
 def blocking(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run ``coroutine`` to its end from synchronous code, inside a running loop too (it then
-    runs on a private loop in a worker thread while the caller waits, as a notebook needs)."""
+    runs on a private loop in a worker thread while the caller waits, as a notebook needs).
+
+    Ctrl-C in the waiting caller (a notebook's interrupt) cancels the run in the thread and
+    waits for it to unwind before the KeyboardInterrupt goes on: without this the caller sat
+    in the pool's shutdown until every pair had run."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
 
+    running: concurrent.futures.Future[asyncio.Task[T]] = concurrent.futures.Future()
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine run by a Runner always has its task
+        running.set_result(task)
+        return await coroutine
+
     def run_in_thread() -> T:
         with asyncio.Runner(loop_factory=ThreadLoop) as runner:
-            return runner.run(coroutine)
+            return runner.run(main())
 
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="phoenix-resume") as pool:
-        return pool.submit(run_in_thread).result()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="phoenix-resume")
+    done = pool.submit(run_in_thread)
+    try:
+        return done.result()
+    except BaseException:
+        if not done.done():  # interrupted while waiting: stop the run, then let it unwind
+            task = running.result()
+            task.get_loop().call_soon_threadsafe(task.cancel)
+            concurrent.futures.wait([done])
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 class ThreadLoop(asyncio.SelectorEventLoop):

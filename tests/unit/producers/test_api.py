@@ -270,6 +270,38 @@ def test_the_private_loop_of_a_worker_thread_accepts_signal_handlers(monkeypatch
     assert asyncio.run(notebook_cell()) == "started"
 
 
+def test_ctrl_c_in_a_notebook_cancels_the_run_in_the_worker_thread() -> None:
+    """A notebook's interrupt is a KeyboardInterrupt in the waiting caller: it must stop the
+    run on the private loop (the run sees its cancellation) instead of waiting for its end."""
+    import signal
+    import threading
+
+    seen: list[str] = []
+
+    async def long_run() -> None:
+        threading.Timer(
+            0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)
+        ).start()
+        try:
+            await asyncio.sleep(30)
+            seen.append("ran to its end")
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def notebook_cell() -> None:
+        api.blocking(long_run())
+
+    # A bare loop, as a notebook kernel's: asyncio.run would take Ctrl-C itself.
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(notebook_cell())
+    finally:
+        loop.close()
+    assert seen == ["cancelled"]
+
+
 def test_an_evaluator_object_of_an_unknown_kind_is_named(runner: Recorder) -> None:
     class Human:
         name, kind = "panel", "HUMAN"

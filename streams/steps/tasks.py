@@ -36,7 +36,8 @@ class RunTask:
             # Redelivered after a crash, or re-published by verification, but its outcome is
             # known: report it again, run nothing.
             outcome = recorded
-        elif item.request_id in self.context.aborts:
+        elif item.request_id in self.context.aborts and done.executed(partition, item) is None:
+            # (A run its task left before a crash is posted all the same: it was paid for.)
             outcome = Outcome.SKIPPED
             # Recorded too: this worker may know of the abort only in memory (Aborts.local).
             done.record(partition, item, outcome)

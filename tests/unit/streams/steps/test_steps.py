@@ -249,6 +249,23 @@ async def test_a_run_left_by_a_crash_is_posted_without_running_the_task_again(ph
     assert [p["output"] for p in phoenix.posted] == [{"n": "before"}]
 
 
+async def test_a_run_left_by_a_crash_is_posted_even_if_its_request_was_aborted_meanwhile(
+    phoenix,
+) -> None:
+    # The task was paid for: skipping the pair would throw its output away.
+    calls: Counter = Counter()
+    context, steps, _ = build(phoenix, calls)
+    now = utcnow()
+    left = {"start": now.isoformat(), "end": now.isoformat(), "output": {"n": "before"},
+            "error": None, "trace_id": None}
+    context.done_pairs.record_executed(0, work_item(), left)
+    context.tables.aborted["req-1"] = "aborted on first error"
+    effects = await process(steps.run_task, envelope(work_item()))
+    assert not calls
+    assert [o.outcome for o in effects.control] == [Outcome.SUCCEEDED]
+    assert [p["output"] for p in phoenix.posted] == [{"n": "before"}]
+
+
 def test_a_request_started_after_the_rebalance_is_queued_not_recovered(phoenix) -> None:
     # Eight requests at once behind one worker's slots: a request's first outcomes come
     # after more than the recovery time, and verifying it then re-published its queued work.

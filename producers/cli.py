@@ -173,6 +173,12 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"phoenix-resume: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        # Exit quietly but not silently: the user should know nothing was lost.
+        note = (
+            "; what was recorded in Phoenix stays there, and the same command again does only"
+            " what is still incomplete" if args.command in ("run", "evaluate") else ""
+        )
+        print(f"phoenix-resume: {args.command} interrupted{note}", file=sys.stderr)
         return 130
 
 

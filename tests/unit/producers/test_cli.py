@@ -171,3 +171,16 @@ def test_worker_with_missing_task_module_exits_2(
     monkeypatch.setattr(streams.app, "create_app", no_app)
     assert main(["worker", "--task-module", "surely_missing_tasks_xyz"]) == EXIT_USAGE
     assert "cannot import task module 'surely_missing_tasks_xyz'" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_a_run_exits_130_and_says_nothing_recorded_is_lost(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args, settings):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert main(["run", "RXhwZXJpbWVudDox", "--task", "m:f"]) == 130
+    err = capsys.readouterr().err
+    assert "run interrupted" in err and "again does only what is still incomplete" in err
+    assert "Traceback" not in err

@@ -232,6 +232,7 @@ def create_app(
         tasks=runs_tasks,
         coordinator=coordinates,
         evaluators=role in (Role.ALL, Role.EVALUATORS),
+        batch_seconds=settings.coordinator_batch_seconds,
     )
     if coordinates:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)

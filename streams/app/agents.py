@@ -3,7 +3,9 @@
 Agents hold no logic of their own: an event becomes an :class:`~streams.effects.Envelope`,
 :func:`streams.steps.process` hands it to the step (dead-lettering what the step cannot use),
 and the :class:`~streams.publish.Publisher` applies the effects before the event is
-acknowledged (Faust acknowledges an event when the agent asks for the next one).
+acknowledged (Faust acknowledges an event when the agent asks for the next one). The
+coordinator takes the events that arrive together as one batch (:func:`batch_driver`): Faust
+acknowledges them all once the batch's effects are published.
 
 An agent body never raises for an input: Faust's supervisor restarts a crashed agent about
 once per 10 ms and then stops the worker, so one bad message per partition was enough to end

@@ -9,7 +9,8 @@ the endpoints a resumer uses, from synthetic experiments held in memory, as fast
   ``POST .../runs`` (409 for a pair that already succeeded), ``GET .../incomplete-evaluations``
   (always empty), ``POST /v1/experiment_evaluations``, ``POST /v1/traces`` (accepts and drops
   OTLP), ``GET /arize_phoenix_version``
-- ``GET /_bench/experiments/{id}`` -> how many runs were posted (the harness's check).
+- ``GET /_bench/experiments/{id}`` -> how many runs were posted (the harness's check) and its
+  pairs; ``POST /_bench/experiments/{id}/complete`` marks every pair successful (``bench.echo``).
 
     python -m bench.fakephoenix --port 0     # prints PHOENIX_HOST=http://127.0.0.1:<port>
 """
@@ -53,6 +54,7 @@ class FakePhoenix:
         app.router.add_get("/arize_phoenix_version", self.version)
         app.router.add_post("/_bench/experiments", self.create)
         app.router.add_get("/_bench/experiments/{id}", self.stats)
+        app.router.add_post("/_bench/experiments/{id}/complete", self.complete)
         app.router.add_get("/v1/experiments/{id}", self.info)
         app.router.add_get("/v1/experiments/{id}/incomplete-runs", self.incomplete_runs)
         app.router.add_get("/v1/experiments/{id}/incomplete-evaluations", self.no_evaluations)
@@ -79,7 +81,14 @@ class FakePhoenix:
 
     async def stats(self, request: web.Request) -> web.Response:
         e = self._experiment(request)
-        return web.json_response({"posted": e.posted, "successful": e.successful()})
+        return web.json_response({"posted": e.posted, "successful": e.successful(),
+                                  "pairs": e.examples * e.repetitions})
+
+    async def complete(self, request: web.Request) -> web.Response:
+        e = self._experiment(request)
+        every = set(range(1, e.repetitions + 1))
+        e.done = {index: set(every) for index in range(e.examples)}
+        return web.json_response({"successful": e.successful()})
 
     async def info(self, request: web.Request) -> web.Response:
         e = self._experiment(request)

@@ -77,6 +77,8 @@ class WorkerPool:
     #: create the stream topics before the workers start, as a long-lived deployment has them
     #: (without it, the startup suite checks that workers create them correctly themselves)
     precreate: bool = True
+    #: the workers' --role (``coordinator``: intake and coordinator only, see bench.echo)
+    role: str = "all"
 
     @property
     def app_id(self) -> str:
@@ -155,7 +157,8 @@ class WorkerPool:
             log = open(self.log_dir / f"{self.label}-{self.run_id}-worker{i + 1}.log", "wb")
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "producers.cli", "worker", "--task-module", module],
+                    [sys.executable, "-m", "producers.cli", "worker", "--role", self.role,
+                     "--task-module", module],
                     cwd=self.code_dir,
                     env=env,
                     stdout=log,
@@ -172,8 +175,9 @@ class WorkerPool:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_hosts)
         await admin.start()
         topics = self.settings.topics
-        needed = {topics.requests, topics.control, topics.work, topics.evaluations,
-                  topics.completed_runs}
+        needed = {topics.requests, topics.control}
+        if self.role != "coordinator":
+            needed |= {topics.work, topics.evaluations, topics.completed_runs}
         deadline = time.monotonic() + timeout
         stable_since = None
         try:

@@ -4,6 +4,8 @@
     python -m bench.scale --suite scale                      # 1/2/4 workers x 1/8 experiments, 1 s, C=50
     python -m bench.scale --suite ceiling --pairs 20000 --page-sizes 50,200 --windows 200,1000
     python -m bench.scale --suite memory --pairs 100000      # 4 workers: 1,000 then N pairs, RSS over time
+    python -m bench.scale --suite coordinator --pairs 10000 --page-sizes 50,500 --windows 2000
+        # one coordinator-only worker, tasks answered at once by bench/echo.py (--profile: py-spy)
     python -m bench.scale ... --env RESUME_COMMIT_INTERVAL_SECONDS=0.1   # a setting to compare
 
 Everything runs against ``bench/fakephoenix.py`` (in memory, so the server is not the ceiling)
@@ -257,16 +259,21 @@ def wakeups_between(a: dict[str, Any], b: dict[str, Any] | None) -> dict[str, An
 
 
 
+def variants(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """The ``--variant NAME:K=V;K=V`` settings to compare (one unnamed variant without any)."""
+    if not args.variant:
+        return [("as set", {})]
+    out = []
+    for spec in args.variant:
+        name, _, pairs = spec.partition(":")
+        out.append((name, dict(p.split("=", 1) for p in pairs.split(";") if p)))
+    return out
+
+
 async def suite_idle(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Each ``--variant`` (settings) in turn: see ``idle_cost``."""
-    variants = [("as set", {})]
-    if args.variant:
-        variants = []
-        for spec in args.variant:
-            name, _, pairs = spec.partition(":")
-            variants.append((name, dict(p.split("=", 1) for p in pairs.split(";") if p)))
     results = []
-    for name, env in variants:
+    for name, env in variants(args):
         print(f"  -- variant {name}: {env}", flush=True)
         results.append({"variant": name, "env": env, **await idle_cost(fleet, args, env)})
     return results
@@ -308,10 +315,15 @@ async def idle_cost(fleet: Fleet, args: argparse.Namespace, env: dict[str, str])
 
 
 async def cell(fleet: Fleet, pool: WorkerPool, count: int, pairs: int, label: str,
-               **fields: Any) -> dict[str, Any]:
-    """One measured cell on a started pool: ``count`` fresh experiments of ``pairs`` in all."""
+               profile: Any = None, **fields: Any) -> dict[str, Any]:
+    """One measured cell on a started pool: ``count`` fresh experiments of ``pairs`` in all;
+    ``profile`` (``bench.profiling.recorder``) records the workers over the measured run."""
     experiments = await make_experiments(fleet.phoenix, count, pairs)
-    r = await measured(fleet, pool, experiments, pairs)
+    if profile is not None:
+        async with profile([p.pid for p in pool.processes]):
+            r = await measured(fleet, pool, experiments, pairs)
+    else:
+        r = await measured(fleet, pool, experiments, pairs)
     r.update(fields)
     r.pop("rss_samples")
     _print(label, r)
@@ -349,19 +361,23 @@ async def suite_scale(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, 
 
 
 async def suite_ceiling(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One experiment, 0 s task, ``--ceiling-workers`` workers; page size x window swept."""
+    """One experiment, 0 s task, ``--ceiling-workers`` workers; page size x window swept, each
+    cell once per ``--variant`` (one after the other, so variants see the same machine)."""
     results = []
     for page in [int(p) for p in args.page_sizes.split(",")]:
         for window in [int(w) for w in args.windows.split(",")]:
-            env = {"RESUME_PAGE_SIZE": str(page), "RESUME_MAX_IN_FLIGHT_PER_REQUEST": str(window)}
-            pool = fleet.pool(args.ceiling_workers, args.concurrency, 0.0,
-                              f"ceiling-p{page}-w{window}", env)
-            async with pool:
-                await warm_up(fleet, pool)
-                results.append(await cell(
-                    fleet, pool, 1, args.pairs, f"page {page}, window {window}, {args.pairs} pairs",
-                    workers=args.ceiling_workers, page_size=page, window=window,
-                    concurrency=args.concurrency))
+            for name, extra in variants(args):
+                env = {"RESUME_PAGE_SIZE": str(page),
+                       "RESUME_MAX_IN_FLIGHT_PER_REQUEST": str(window), **extra}
+                pool = fleet.pool(args.ceiling_workers, args.concurrency, 0.0,
+                                  f"ceiling-p{page}-w{window}", env)
+                async with pool:
+                    await warm_up(fleet, pool)
+                    results.append(await cell(
+                        fleet, pool, 1, args.pairs,
+                        f"page {page}, window {window}, {args.pairs} pairs, {name}",
+                        workers=args.ceiling_workers, page_size=page, window=window,
+                        concurrency=args.concurrency, variant=name, env=env))
     return results
 
 
@@ -382,8 +398,60 @@ async def suite_memory(fleet: Fleet, args: argparse.Namespace) -> list[dict[str,
     return results
 
 
+async def suite_coordinator(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One experiment's coordinator alone: a ``--role coordinator`` worker (intake and the
+    coordinator, no task agents) pages the experiment, and ``bench/echo.py`` answers every work
+    item at once with a succeeded outcome, so the worker's CPU is the coordinator's own."""
+    results = []
+    cells = [(page, window, name, extra) for page in [int(p) for p in args.page_sizes.split(",")]
+             for window in [int(w) for w in args.windows.split(",")]
+             for name, extra in variants(args)]
+    for page, window, name, extra in cells:
+        env = {"RESUME_PAGE_SIZE": str(page), "RESUME_MAX_IN_FLIGHT_PER_REQUEST": str(window),
+               **extra}
+        label = f"coordinator-p{page}-w{window}-{name}".replace(" ", "")
+        pool = fleet.pool(1, args.concurrency, 0.0, label, env)
+        pool.role = "coordinator"
+        async with pool:
+            echo = await start_echo(fleet, pool, label, args.echo_rate)
+            try:
+                fleet.pids["echo"] = echo.pid
+                await warm_up(fleet, pool)
+                profile = None
+                if args.profile:
+                    from bench import profiling
+                    profile = profiling.recorder(fleet.out / "profiles", label)
+                r = await cell(fleet, pool, 1, args.pairs,
+                               f"coordinator alone, page {page}, window {window}, {name}",
+                               profile=profile, workers=1, role="coordinator",
+                               page_size=page, window=window, echo_rate=args.echo_rate,
+                               variant=name, env=env)
+                results.append(r)
+            finally:
+                fleet.pids.pop("echo", None)
+                echo.terminate()
+                echo.wait(timeout=10)
+    return results
+
+
+async def start_echo(fleet: Fleet, pool: WorkerPool, label: str, rate: float) -> subprocess.Popen:
+    """bench/echo.py on the pool's topics, once it is reading the work topic."""
+    topics = pool.settings.topics
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "bench.echo", "--kafka", fleet.kafka, "--phoenix", fleet.phoenix,
+         "--work", topics.work, "--control", topics.control, "--rate", str(rate)],
+        cwd=REPO, stdout=subprocess.PIPE,
+        stderr=open(fleet.out / "logs" / f"{label}-echo.log", "wb"),
+    )
+    line = await asyncio.to_thread(echo.stdout.readline)
+    if line.strip() != b"ready":
+        echo.kill()
+        raise RuntimeError(f"bench/echo.py did not start: see {fleet.out / 'logs'}")
+    return echo
+
+
 SUITES = {"idle": suite_idle, "scale": suite_scale, "ceiling": suite_ceiling,
-          "memory": suite_memory}
+          "memory": suite_memory, "coordinator": suite_coordinator}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -401,7 +469,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="skip the 0 s run of one worker (CPU per pair at 0 s)")
     p.add_argument("--idle-seconds", type=float, default=60)
     p.add_argument("--variant", action="append", default=[], metavar="NAME:K=V;K=V",
-                   help="idle suite: measure with these worker settings (repeatable)")
+                   help="idle, ceiling and coordinator suites: measure with these worker "
+                   "settings (repeatable)")
     p.add_argument("--pairs", type=int, default=20000, help="pairs of a ceiling / memory run")
     p.add_argument("--page-sizes", default="50")
     p.add_argument("--windows", default="200")
@@ -411,6 +480,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wakeups", action="store_true",
                    help="count the event loop's callbacks in the workers (bench/wakeups.py)")
     p.add_argument("--diagnose", action="store_true", help="stage timings (bench/diag.py)")
+    p.add_argument("--echo-rate", type=float, default=0,
+                   help="coordinator suite: outcomes per second at most (0: as fast as it can)")
+    p.add_argument("--profile", action="store_true",
+                   help="coordinator suite: py-spy the coordinator's worker (bench/profiling.py)")
     p.add_argument("--out", default=str(BENCH / "out" / "scale"))
     return p.parse_args(argv)
 

@@ -278,11 +278,8 @@ class Settings(BaseSettings):
         "as failed; Phoenix's client (and this project's API and CLI) use 3.",
     )
     rate_limit_retries: int = Field(
-        default=10,
-        ge=0,
-        le=1000,
-        description="Attempts after a function's rate_limit_errors, each after a backoff.",
-    )
+        default=10, ge=0, le=1000,
+        description="Attempts after a function's rate_limit_errors, each after a backoff.")
     rate_limit_backoff_initial_seconds: float = Field(default=1.0, gt=0)
     rate_limit_backoff_max_seconds: float = Field(default=30.0, gt=0)
     task_modules: Annotated[list[str], NoDecode] = Field(
@@ -302,6 +299,9 @@ class Settings(BaseSettings):
     progress_every: int = Field(
         default=25, ge=1, description="Emit a progress status event every N finished pairs."
     )
+    # The coordinator handles the control events that arrive within this as one batch (its
+    # tables written once per batch); 0 handles them one by one.
+    coordinator_batch_seconds: float = Field(default=0.02, ge=0, le=1)
 
     # --- HTTP to Phoenix ---
     http_timeout_seconds: float = Field(default=30.0, gt=0)

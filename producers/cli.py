@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", help="run the long-lived worker (agents and web server)")
-    worker.add_argument("--role", choices=["all", "tasks", "evaluators"], default="all")
+    worker.add_argument(
+        "--role", choices=["all", "tasks", "evaluators", "coordinator"], default="all"
+    )
     worker.add_argument(
         "--task-module", action="append", default=[], help="import MODULE for its @task functions"
     )

@@ -42,6 +42,9 @@ class Role(StrEnum):
     ALL = "all"
     TASKS = "tasks"
     EVALUATORS = "evaluators"
+    #: intake and the coordinator only, no task agents: for a worker that pages and counts
+    #: while others run the tasks (and for measuring the coordinator alone, bench/scale.py)
+    COORDINATOR = "coordinator"
 
 
 class ResumeApp(faust.App):
@@ -218,6 +221,7 @@ def create_app(
         topics={role: name for role, name in settings.topics.model_dump().items()},
     )
     runs_tasks = role in (Role.ALL, Role.TASKS)
+    coordinates = runs_tasks or role is Role.COORDINATOR
     register_agents(
         app,
         topics,
@@ -226,10 +230,11 @@ def create_app(
         task_concurrency=settings.task_concurrency,
         evaluator_concurrency=settings.evaluator_concurrency,
         tasks=runs_tasks,
-        coordinator=runs_tasks,
+        coordinator=coordinates,
         evaluators=role in (Role.ALL, Role.EVALUATORS),
+        batch_seconds=settings.coordinator_batch_seconds,
     )
-    if runs_tasks:
+    if coordinates:
         register_watchdog(app, pipeline.steps, publisher, settings.reconcile_interval_seconds)
 
         # Once the tables are recovered and the streams go on: the idle time counts from there.

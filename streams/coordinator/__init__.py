@@ -14,9 +14,9 @@ The Faust agent applies the :class:`Effects` that :meth:`Coordinator.handle`
 tables and a fake Phoenix.
 """
 
-from streams.coordinator.handler import Coordinator
+from streams.coordinator.handler import Coordinator, batched
 from streams.coordinator.lanes import Lane
 from streams.coordinator.paging import PagingPolicy
 from streams.effects import Effects
 
-__all__ = ["Coordinator", "Effects", "Lane", "PagingPolicy"]
+__all__ = ["Coordinator", "Effects", "Lane", "PagingPolicy", "batched"]

@@ -8,12 +8,14 @@ summaries and ends them.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 
 from streams.coordinator import messages, paging, verification
 from streams.coordinator.admission import Names, refusal
 from streams.coordinator.lanes import Lane, Lanes
 from streams.coordinator.ledger import Ledger, evaluation_key, run_key
+from streams.coordinator.overlay import Overlay
 from streams.coordinator.paging import LISTINGS, PagingPolicy
 from streams.effects import Effects
 from streams.evaluators import EvaluatorRegistry
@@ -329,6 +331,28 @@ class Coordinator:
                 summary=summary.public(),
             )
         )
+
+
+@contextmanager
+def batched(coordinator: Coordinator) -> Iterator[None]:
+    """Handle several events as one batch: inside, the coordinator's tables are written in
+    memory; at the end every changed key is written once, the ledger's records before the
+    summaries (as each event writes them), so a crash never leaves a count without its record.
+
+    The events' effects are published after the batch (the driver does it), and the events
+    are acknowledged after that, so a crash inside a batch replays all of it."""
+    if isinstance(coordinator.summaries, Overlay):  # already inside a batch
+        yield
+        return
+    saved = coordinator.ledger.records, coordinator.summaries, coordinator.lanes.table
+    views = Overlay(saved[0]), Overlay(saved[1]), Overlay(saved[2])
+    coordinator.ledger.records, coordinator.summaries, coordinator.lanes.table = views
+    try:
+        yield
+    finally:
+        coordinator.ledger.records, coordinator.summaries, coordinator.lanes.table = saved
+        for view in views:
+            view.flush()
 
 
 def _started(summary: Summary, info: ExperimentInfo, base_url: str) -> Summary:

@@ -807,3 +807,85 @@ async def test_a_reused_request_id_gets_a_duplicate_status_and_changes_nothing()
     assert status.summary["task"] == "grade"
     assert (effects.work, effects.control, effects.ended) == ([], [], {})
     assert h.summary(req.request_id) == before and h.lanes[EXP] == lane
+
+
+# --- batches (the Faust agent hands the coordinator what arrived together) ---
+
+
+class CountingSummaries(dict):
+    """The summaries table, counting its writes (each one a changelog message in a worker)."""
+
+    writes = 0
+
+    def __setitem__(self, key, value) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def counting_harness(*experiments: FakeExperiment, **policy) -> Harness:
+    h = harness(*experiments, **policy)
+    h.summaries = h.coordinator.summaries = CountingSummaries()
+    return h
+
+
+async def test_a_batch_of_outcomes_writes_the_summary_once_and_counts_as_one_by_one() -> None:
+    from streams.coordinator import batched
+
+    h = counting_harness(experiment(examples=6), page_size=10, progress_every=2)
+    req = request()
+    work = (await drain(h, StartRequest(request=req))).work
+    before = h.summaries.writes
+    outcomes = [outcome_for(i) for i in work[:4]] + [outcome_for(work[1])]  # one redelivered
+    with batched(h.coordinator):
+        results = [await h.coordinator.handle(o) for o in outcomes]
+        assert h.summaries.writes == before  # nothing written inside the batch
+    assert h.summaries.writes == before + 1
+    s = h.summary(req.request_id)
+    assert (s.succeeded, s.in_flight, s.state) == (4, 2, RequestState.RUNNING)
+    assert [len(r.status) for r in results] == [0, 1, 0, 1, 0]  # progress at 2 and 4
+    assert sorted(h.coordinator.finished) == sorted(
+        run_key(req.request_id, i.example.id, i.repetition) for i in work[:4])
+    rest = await drain(h, *[outcome_for(i) for i in work[4:]])
+    assert rest.status[-1].state is RequestState.COMPLETE
+
+
+async def test_an_abort_inside_a_batch_ends_the_request_and_later_outcomes_count_quietly() -> None:
+    from streams.coordinator import batched
+
+    h = harness(experiment(examples=4), page_size=10)
+    req = request(stop_on_first_error=True)
+    work = (await drain(h, StartRequest(request=req))).work
+    with batched(h.coordinator):
+        results = [await h.coordinator.handle(outcome_for(work[0], Outcome.FAILED, "boom")),
+                   await h.coordinator.handle(outcome_for(work[1]))]
+    assert list(results[0].aborted) == [req.request_id]
+    assert results[1].status == [] and results[1].aborted == {}
+    s = h.summary(req.request_id)
+    assert (s.state, s.failed, s.succeeded) == (RequestState.ABORTED, 1, 1)
+    assert isinstance(h.coordinator.summaries, dict)  # the tables are the real ones again
+
+
+async def test_a_request_driven_in_batches_ends_as_one_driven_event_by_event() -> None:
+    from streams.coordinator import batched
+
+    async def run(batch: int) -> tuple[Summary, list[str]]:
+        h = harness(experiment(examples=9, repetitions=2), page_size=4, max_in_flight=6,
+                    progress_every=5)
+        queue: deque[ControlEvent] = deque([StartRequest(request=request(request_id="r1"))])
+        messages: list[str] = []
+        while queue:
+            events = [queue.popleft() for _ in range(min(batch, len(queue)))]
+            with batched(h.coordinator):
+                results = [await h.coordinator.handle(e) for e in events]
+            for effects in results:
+                queue.extend(effects.control)
+                queue.extend(outcome_for(item) for item in effects.work)
+                messages += [st.message for st in effects.status]
+        return h.summary("r1"), messages
+
+    one, one_messages = await run(1)
+    many, many_messages = await run(7)
+    assert one.state is many.state is RequestState.COMPLETE
+    assert (many.succeeded, many.published, many.verify_passes) == (18, 18, 1)
+    assert one_messages == many_messages
+    assert many.forgotten

@@ -16,8 +16,9 @@ a JSON line of per-stage counts and mean/max milliseconds to ``$BENCH_DIAG_FILE`
 
 Nothing here changes what the worker does; the wrappers only read the clock. One experiment
 is available: ``BENCH_FETCH_MAX_WAIT_MS=<ms>`` replaces Faust's hard-coded
-``fetch_max_wait_ms=1500`` of the worker's consumer. ``BENCH_TRACEMALLOC=1`` adds the 15 source
-lines holding the most memory to each line (every 10 s; tracemalloc slows the worker down).
+``fetch_max_wait_ms=1500`` of the worker's consumer. ``BENCH_TRACEMALLOC=<frames>`` adds the 15
+source lines holding the most memory to each line, and the 15 call sites (``<frames>`` deep)
+whose memory grew most since the first line (every 30 s; tracemalloc slows the worker down).
 """
 
 from __future__ import annotations
@@ -74,23 +75,41 @@ def _wrap_async(
     setattr(owner, attr, timed)
 
 
-def _top_allocations(limit: int = 15) -> list[dict]:
-    """With ``BENCH_TRACEMALLOC=1``: the source lines holding the most memory now."""
+_first_snapshot: list = []  # the snapshot growth is measured from (the first dump's)
+
+
+def _where(traceback) -> str:
+    return " < ".join(f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
+                      for frame in traceback)
+
+
+def _top_allocations(limit: int = 15) -> dict[str, list[dict]]:
+    """With ``BENCH_TRACEMALLOC=1``: the source lines holding the most memory now, and the
+    call sites (up to ``BENCH_TRACEMALLOC`` frames) whose memory grew most since the first
+    dump: diffing two points of a long run tells what grows per pair."""
     import tracemalloc
 
     if not tracemalloc.is_tracing():
-        return []
+        return {}
     snapshot = tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__)]
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
     )
     total = {"where": "(all traced Python memory)",
              "mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 2), "blocks": None}
-    return [total] + [
-        {"where": f"{stat.traceback[0].filename.split('site-packages/')[-1]}:"
-                  f"{stat.traceback[0].lineno}",
-         "mb": round(stat.size / 2**20, 2), "blocks": stat.count}
+    top = [total] + [
+        {"where": _where(stat.traceback[:1]), "mb": round(stat.size / 2**20, 2),
+         "blocks": stat.count}
         for stat in snapshot.statistics("lineno")[:limit]
     ]
+    if not _first_snapshot:
+        _first_snapshot.append(snapshot)
+        return {"top": top, "growth": []}
+    growth = [
+        {"where": _where(stat.traceback), "mb_diff": round(stat.size_diff / 2**20, 3),
+         "blocks_diff": stat.count_diff}
+        for stat in snapshot.compare_to(_first_snapshot[0], "traceback")[:limit]
+    ]
+    return {"top": top, "growth": growth}
 
 
 def _dump() -> None:
@@ -104,7 +123,8 @@ def _dump() -> None:
             "t": round(wall, 1),
             "events": list(_events),
             "rss_mb": round(_rss_kib() / 1024, 1),
-            "top_allocations": allocations,
+            "top_allocations": allocations.get("top", []),
+            "growth_since_first": allocations.get("growth", []),
             "stages": {
                 k: {"n": int(c), "mean_ms": round(1000 * t / c, 2) if c else None,
                     "max_ms": round(1000 * m, 1), "total_s": round(t, 2)}
@@ -116,7 +136,7 @@ def _dump() -> None:
 
 
 def _loop() -> None:
-    every = 10 if os.environ.get("BENCH_TRACEMALLOC") else 2
+    every = 30 if os.environ.get("BENCH_TRACEMALLOC") else 2
     while True:
         time.sleep(every)
         _dump()
@@ -176,7 +196,8 @@ def install() -> None:
     if os.environ.get("BENCH_TRACEMALLOC"):
         import tracemalloc
 
-        tracemalloc.start(1)
+        frames = os.environ["BENCH_TRACEMALLOC"]
+        tracemalloc.start(int(frames) if frames.isdigit() else 1)
     import faust.topics
 
     from streams.coordinator import Coordinator

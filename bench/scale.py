@@ -221,7 +221,8 @@ async def warm_up(fleet: Fleet, pool: WorkerPool) -> None:
 
 def _print(label: str, r: dict[str, Any]) -> None:
     keep = ("wall_s", "pairs", "pairs_s", "steady_pairs_s", "cpu_ms_per_pair", "peak_rss_mb",
-            "complete", "other_load_cores", "ideal_pairs_s", "ratio_to_ideal")
+            "complete", "other_load_cores", "ideal_pairs_s", "ratio_to_ideal",
+            "rss_slope_mb_per_100k_pairs")
     print(f"  {label}: " + json.dumps({k: r[k] for k in keep if k in r}, default=str), flush=True)
 
 
@@ -381,6 +382,27 @@ async def suite_ceiling(fleet: Fleet, args: argparse.Namespace) -> list[dict[str
     return results
 
 
+def rss_slopes(samples: list[list[float | None]], wall_s: float,
+               pairs: int) -> list[float | None]:
+    """Each worker's RSS growth in MB per 100,000 pairs: the least-squares slope over the
+    second half of the run (the first half holds the start's one-off growth: buffers, caches),
+    pairs counted as the run's mean rate times the time of the sample."""
+    rate = pairs / wall_s
+    late = [s for s in samples if s[0] is not None and s[0] >= wall_s / 2]
+    slopes: list[float | None] = []
+    for worker in range(1, len(samples[0]) if samples else 1):
+        points = [(s[0] * rate, s[worker]) for s in late if s[worker] is not None]
+        if len(points) < 3:
+            slopes.append(None)
+            continue
+        mx = sum(x for x, _ in points) / len(points)
+        my = sum(y for _, y in points) / len(points)
+        var = sum((x - mx) ** 2 for x, _ in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
+        slopes.append(round(slope * 100_000, 2))
+    return slopes
+
+
 async def suite_memory(fleet: Fleet, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One pool: 1,000 pairs, then ``--pairs`` pairs; every worker's RSS sampled every 2 s."""
     results = []
@@ -392,7 +414,9 @@ async def suite_memory(fleet: Fleet, args: argparse.Namespace) -> list[dict[str,
         for pairs in (1000, args.pairs):
             experiments = await make_experiments(fleet.phoenix, 1, pairs)
             r = await measured(fleet, pool, experiments, pairs, sample_rss=2.0)
-            r.update({"workers": args.ceiling_workers, "env": env})
+            r.update({"workers": args.ceiling_workers, "env": env,
+                      "rss_slope_mb_per_100k_pairs": rss_slopes(r["rss_samples"], r["wall_s"],
+                                                                pairs)})
             results.append(r)
             _print(f"memory, {pairs} pairs", r)
     return results

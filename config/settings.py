@@ -321,13 +321,13 @@ class Settings(BaseSettings):
         description="Host name other workers and the CLI reach this worker by (table routing).",
     )
     web_port: int = Field(default=6066, ge=1, le=65535)
-    worker_url: str | None = Field(
-        default=None, description="Where the CLI finds a worker's web server (status)."
-    )
+    worker_url: str | None = Field(default=None, description="The web server the CLI asks.")
     data_dir: Path = Field(
         default_factory=lambda: Path(tempfile.gettempdir()) / "phoenix-resume",
-        description="Where Faust keeps its per-app working files (tables live in Kafka).",
+        description="Where a worker keeps its files: disk tables in <app id>/tables-<web port>.",
     )
+    # Per-pair tables on local disk, emptied at start (their changelogs are the truth).
+    table_store: Literal["rocksdb", "memory"] = "rocksdb"
     log_level: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: Literal["text", "json"] = "text"
 

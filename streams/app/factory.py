@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -22,6 +23,7 @@ from config import Settings
 from streams.app.agents import register_agents, register_watchdog
 from streams.app.pipeline import Pipeline
 from streams.app.sender import FaustSender
+from streams.app.stores import StateDir
 from streams.app.tables import TableManager, declare_tables
 from streams.app.topics import declare_topics
 from streams.app.views import register_views
@@ -156,6 +158,8 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
         store="memory://",
         autodiscover=False,
         datadir=str(datadir),
+        # Per worker: two workers of one machine cannot share a RocksDB database.
+        tabledir=str(table_dir(settings)),
         topic_partitions=settings.control_partitions,
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
@@ -185,6 +189,11 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
     return app
 
 
+def table_dir(settings: Settings) -> Path:
+    """Where this worker's disk tables are: named after its web port, unique per machine."""
+    return settings.data_dir / settings.app_id / f"tables-{settings.web_port}"
+
+
 async def _flush(app: faust.App) -> None:
     await app.producer.flush()
 
@@ -208,6 +217,10 @@ def create_app(
     topics are deleted at its end and never resumed.
     """
     app = faust_app(settings, web=web)
+    if durable_tables and settings.table_store == "rocksdb":
+        state = StateDir(table_dir(settings))
+        state.check_free()  # a named error now rather than a crash once the app starts
+        app.add_dependency(state)  # first: it empties the directory before any table opens
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings) if durable_tables else Tables.in_memory()
     context = Context.build(

@@ -1,9 +1,15 @@
-"""The changelog-backed Faust tables behind the pipeline's state (see ``streams.context.Tables``)."""
+"""The changelog-backed Faust tables behind the pipeline's state (see ``streams.context.Tables``).
+
+Tables with a record per request stay in memory; the three with a record per pair or
+evaluation (``finished``, ``done``, ``evaluated``) live on disk with
+``RESUME_TABLE_STORE=rocksdb`` (the default, ``streams.app.stores``), so a worker's memory does
+not grow with the size of a request.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import faust
 from faust.tables.manager import TableManager as FaustTableManager
@@ -11,6 +17,7 @@ from faust.types import TableT
 from pydantic import BaseModel
 
 from config import Settings
+from streams.app.stores import BoundedRocksStore, store_url
 from streams.context import Tables
 from streams.coordinator import Lane
 from streams.summary import Summary
@@ -66,22 +73,62 @@ class ModelTable(MutableMapping[str, M], Generic[M]):
         return len(self.table)
 
 
+class StoredTable(MutableMapping[str, Any]):
+    """A Faust table seen as a mapping that lists its keys by prefix (``streams.keyspace``)."""
+
+    def __init__(self, table: TableT) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
+        store = self.table.data
+        if isinstance(store, BoundedRocksStore):
+            return store.keys_with_prefix(prefix)
+        return (key for key in self.table if key.startswith(prefix))
+
+
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
     # Tables are written from the coordinator agent, whose events come from ``control``:
     # their changelogs need the same partition count.
     partitions = settings.control_partitions
+    on_disk = settings.table_store == "rocksdb"
+
+    def per_pair(name: str, partitions: int) -> StoredTable:
+        store = store_url(name) if on_disk else None  # None: the app's, in memory
+        return StoredTable(app.Table(name, key_type=str, partitions=partitions, store=store))
+
     return Tables(
         summaries=ModelTable(
             app.Table("summaries", key_type=str, partitions=partitions), Summary
         ),
         lanes=ModelTable(app.Table("lanes", key_type=str, partitions=partitions), Lane),
-        finished=app.Table("finished", key_type=str, partitions=partitions),
+        finished=per_pair("finished", partitions),
         # No value_type: Faust's changelog recovery can only rebuild Faust records or
         # JSON-native values, so these hold plain JSON (str, bool).
         aborted=app.GlobalTable("aborted", key_type=str, partitions=partitions),
         ended=app.GlobalTable("ended", key_type=str, partitions=partitions),
         # Written by task agents from the work topic: same partition count.
-        done=app.Table("done", key_type=str, partitions=settings.work_partitions),
+        done=per_pair("done", settings.work_partitions),
         # Written by evaluator agents from the evaluations topic: same partition count.
-        evaluated=app.Table("evaluated", key_type=str, partitions=settings.work_partitions),
+        evaluated=per_pair("evaluated", settings.work_partitions),
     )

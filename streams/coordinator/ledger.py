@@ -4,7 +4,8 @@ counts once.
 Outcomes arrive at least once. The ledger keeps one record per counted outcome, keyed
 ``<request>/run/<example>/<repetition>`` for a run and ``<request>/evaluation/<run>/<evaluator>``
 for an evaluation. Every key of a request starts with the request's prefix, so its records
-can be forgotten together once it ended.
+can be forgotten together once it ended: a disk-backed table seeks to them
+(``streams.keyspace``), so forgetting a batch does not read every other request's records.
 
     >>> ledger = Ledger({})
     >>> key = run_key("r1", "ex001", 2)
@@ -24,6 +25,7 @@ import itertools
 from collections.abc import MutableMapping
 
 from streams.events import Outcome
+from streams.keyspace import keys_with_prefix
 
 
 def request_prefix(request_id: str) -> str:
@@ -63,9 +65,7 @@ class Ledger:
         One batch at a time, because every deleted key of a table is a changelog message."""
         prefix = request_prefix(request_id)
         # One key more than the batch tells whether another batch is needed.
-        batch = list(
-            itertools.islice((k for k in self.records if k.startswith(prefix)), limit + 1)
-        )
+        batch = list(itertools.islice(keys_with_prefix(self.records, prefix), limit + 1))
         for key in batch[:limit]:
             del self.records[key]
         return len(batch) > limit

@@ -6,7 +6,10 @@ and, finding it there, report the outcome again instead of running the task.
 
 Keys start with the work partition the item came from: a table entry may only be written
 (or deleted) while handling an event of the partition whose changelog holds it, and the
-prefix lets the agent forget the pairs of ended requests partition by partition.
+prefix lets the agent forget the pairs of ended requests partition by partition. The records
+themselves live in the table (on disk in a deployment, see ``streams.app.stores``); this
+process keeps only which (partition, request) prefixes hold some, one entry per request, so
+its memory does not grow with the size of a request.
 
 The same pair can also arrive twice while it is still running: a stalled request's
 verification re-publishes every pair the server lacks, including pairs a restarted worker is
@@ -22,15 +25,21 @@ remembered run instead of running the task again.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import itertools
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from streams.events import Outcome, WorkItem
+from streams.keyspace import keys_with_prefix
+
+
+def slot_prefix(partition: int, request_id: str) -> str:
+    """What every key of one request's pairs from one work partition starts with."""
+    return f"{partition}/{request_id}/"
 
 
 def done_key(partition: int, item: WorkItem) -> str:
-    return f"{partition}/{item.request_id}/{item.example.id}/{item.repetition}"
+    return f"{slot_prefix(partition, item.request_id)}{item.example.id}/{item.repetition}"
 
 
 class DonePairs:
@@ -39,22 +48,23 @@ class DonePairs:
     def __init__(self, table: MutableMapping[str, Any], ended: Mapping[str, str]) -> None:
         self.table = table
         self.ended = ended
-        self._index: dict[tuple[int, str], set[str]] | None = None
+        #: (partition, request) prefixes that hold records; the keys stay in the table
+        self._slots: set[tuple[int, str]] | None = None
         self._running: dict[str, asyncio.Future[Outcome | None]] = {}
 
-    def _keys(self) -> dict[tuple[int, str], set[str]]:
-        if self._index is None:  # built once, after the table's recovery
-            index: dict[tuple[int, str], set[str]] = defaultdict(set)
-            for key in list(self.table):
+    def _slot_set(self) -> set[tuple[int, str]]:
+        if self._slots is None:  # one scan of the keys, after the table's recovery
+            slots = set()
+            for key in self.table:
                 partition, request_id, _ = key.split("/", 2)
-                index[(int(partition), request_id)].add(key)
-            self._index = index
-        return self._index
+                slots.add((int(partition), request_id))
+            self._slots = slots
+        return self._slots
 
     def reindex(self) -> None:
-        """Forget the index of keys: after a rebalance the table holds other partitions'
+        """Forget the known prefixes: after a rebalance the table holds other partitions'
         records (recovered from their changelogs), which must be forgotten in their turn."""
-        self._index = None
+        self._slots = None
 
     def outcome(self, partition: int, item: WorkItem) -> Outcome | None:
         value = self.table.get(done_key(partition, item))
@@ -70,7 +80,7 @@ class DonePairs:
         """Remember a finished task's run before it is posted (a write-ahead record)."""
         key = done_key(partition, item)
         self.table[key] = {"executed": run}
-        self._keys()[(partition, item.request_id)].add(key)
+        self._slot_set().add((partition, item.request_id))
 
     async def settled(self, partition: int, item: WorkItem) -> Outcome | None:
         """The pair's recorded outcome, after waiting for a copy of it running in this worker.
@@ -109,21 +119,24 @@ class DonePairs:
     def record(self, partition: int, item: WorkItem, outcome: Outcome) -> None:
         key = done_key(partition, item)
         self.table[key] = outcome.value
-        self._keys()[(partition, item.request_id)].add(key)
+        self._slot_set().add((partition, item.request_id))
 
     def forget_ended(self, partition: int, limit: int = 200) -> int:
         """Delete up to ``limit`` of this partition's entries of ended requests; returns how
         many. Each deletion is a changelog message, so a big request is forgotten a batch per
         work item rather than all at once (which would buffer one message per pair)."""
-        index = self._keys()
+        slots = self._slot_set()
         removed = 0
-        for slot in [(p, r) for (p, r) in index if p == partition and r in self.ended]:
-            keys = index[slot]
-            while keys and removed < limit:
-                self.table.pop(keys.pop(), None)
-                removed += 1
-            if not keys:
-                del index[slot]
+        for slot in [(p, r) for (p, r) in slots if p == partition and r in self.ended]:
+            room = limit - removed
+            # One key more than the room tells whether the prefix is empty afterwards.
+            batch = list(itertools.islice(keys_with_prefix(self.table, slot_prefix(*slot)),
+                                          room + 1))
+            for key in batch[:room]:
+                self.table.pop(key, None)
+            removed += min(len(batch), room)
+            if len(batch) <= room:
+                slots.discard(slot)
             if removed >= limit:
                 break
         return removed

@@ -96,3 +96,31 @@ def test_a_dead_lettered_pair_is_not_remembered_so_its_replay_runs() -> None:
         assert await done.settled(0, pair) is Outcome.SUCCEEDED
 
     asyncio.run(scenario())
+
+
+class SortedTable(dict):
+    """A table that lists keys by prefix, as the disk store does, and counts full scans."""
+
+    scans = 0
+
+    def __iter__(self):
+        SortedTable.scans += 1
+        return super().__iter__()
+
+    def keys_with_prefix(self, prefix: str):
+        return iter(sorted(k for k in super().__iter__() if k.startswith(prefix)))
+
+
+def test_memory_holds_one_entry_per_request_and_forgetting_lists_by_prefix() -> None:
+    table = SortedTable()
+    done = DonePairs(table, {})
+    for n in range(50):
+        done.record(2, item("r1", f"ex{n:02d}"), Outcome.SUCCEEDED)
+    assert done._slots == {(2, "r1")}  # not a key per pair: those stay in the table
+    scans = SortedTable.scans
+    done.ended["r1"] = "complete"
+    assert done.forget_ended(2, limit=20) == 20 and len(table) == 30
+    assert sorted(table)[0] == "2/r1/ex20/1"  # the first keys of the prefix went first
+    assert done.forget_ended(2, limit=40) == 30 and len(table) == 0
+    assert SortedTable.scans == scans + 1  # the sorted() above: forgetting scanned nothing
+    assert done._slots == set()

@@ -160,6 +160,9 @@ async def run_requests(pool: WorkerPool, experiments: list[str], *, timeout: flo
             if sample_rss and now >= next_sample:
                 rss_samples.append([round(now - start, 1), *pool.rss_mb()])
                 next_sample = now + sample_rss
+                if len(rss_samples) % 30 == 1:  # a long run shows where it is, every minute
+                    print(f"    {now - start:7.0f} s: {len(arrivals)} runs, RSS MB "
+                          f"{rss_samples[-1][1:]}", flush=True)
             batches = await consumer.getmany(timeout_ms=200)
             now = time.perf_counter()
             for tp, messages in batches.items():
@@ -413,7 +416,9 @@ async def suite_memory(fleet: Fleet, args: argparse.Namespace) -> list[dict[str,
         await warm_up(fleet, pool)
         for pairs in (1000, args.pairs):
             experiments = await make_experiments(fleet.phoenix, 1, pairs)
-            r = await measured(fleet, pool, experiments, pairs, sample_rss=2.0)
+            # At ~200 pairs/s a long request outlasts the default 30 min.
+            r = await measured(fleet, pool, experiments, pairs, sample_rss=2.0,
+                               timeout=max(1800.0, pairs / 50))
             r.update({"workers": args.ceiling_workers, "env": env,
                       "rss_slope_mb_per_100k_pairs": rss_slopes(r["rss_samples"], r["wall_s"],
                                                                 pairs)})

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Generic, TypeVar
 
+from streams.keyspace import keys_with_prefix
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -67,6 +69,14 @@ class Overlay(MutableMapping[K, V], Generic[K, V]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    def keys_with_prefix(self, prefix: str) -> Iterator[K]:
+        """The keys starting with ``prefix``, found by the base's own listing: iterating a
+        disk table whole to forget one batch of a request read every record of the table."""
+        for key in keys_with_prefix(self.base, prefix):  # type: ignore[arg-type]
+            if key not in self._deleted and key not in self._changed:
+                yield key
+        yield from (k for k in self._changed if isinstance(k, str) and k.startswith(prefix))
 
     @property
     def dirty(self) -> bool:

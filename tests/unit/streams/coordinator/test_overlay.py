@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import UserDict
 
 from streams.coordinator.overlay import Overlay
+from streams.keyspace import keys_with_prefix
 
 
 class Counting(UserDict):
@@ -74,3 +75,21 @@ def test_after_a_flush_the_view_reads_the_base_afresh() -> None:
     view.flush()
     base["a"] = 2  # written by someone else between batches
     assert view["a"] == 2
+
+
+def test_an_overlay_lists_a_prefix_through_its_base_not_by_reading_the_whole_table() -> None:
+    class Listed(dict):
+        """A disk table's shape: it lists a prefix itself; iterating it whole is refused."""
+
+        def keys_with_prefix(self, prefix):
+            return iter(sorted(k for k in list(dict.keys(self)) if k.startswith(prefix)))
+
+        def __iter__(self):
+            raise AssertionError("the whole table was read")
+
+    base = Listed({"r1/a": 1, "r1/b": 2, "r2/a": 3})
+    view = Overlay(base)
+    del view["r1/a"]
+    view["r1/c"] = 4
+    view["r2/b"] = 5
+    assert list(keys_with_prefix(view, "r1/")) == ["r1/b", "r1/c"]

@@ -143,7 +143,7 @@ class Tracing:
         self.enabled = enabled and endpoint is not None
         self._providers: dict[str, TracerProvider] = {}
         # One tracer per project, made once: the SDK's get_tracer builds a new one each call
-        # and resets the warnings filters as it does (~30 us a run in a one-shot run).
+        # and resets the warnings filters as it does (tens of microseconds a run).
         self._tracers: dict[str, Tracer] = {}
 
     @classmethod

@@ -37,6 +37,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: connections to Phoenix beyond the concurrency: the pager's GET beside the posts
+SPARE_CONNECTIONS = 2
+
+
+def one_shot_connections(settings: Settings) -> Settings:
+    """``settings`` with as many Phoenix connections as a one-shot run's calls can use at
+    once, unless ``RESUME_HTTP_MAX_CONNECTIONS`` says otherwise.
+
+    The seed holds its concurrency in requests at once, and so does a one-shot run now: more
+    did not make the server (which sets the pace with tasks that are quick) answer sooner,
+    and each connection costs client CPU on every request (httpcore checks every pooled
+    connection each time one is taken or given back: at concurrency 20, with 50, it was
+    more than half the run's CPU).
+
+    >>> one_shot_connections(Settings(task_concurrency=5, evaluator_concurrency=3)).http_max_connections
+    7
+    >>> one_shot_connections(Settings(http_max_connections=30)).http_max_connections
+    30
+    """
+    if "http_max_connections" in settings.model_fields_set:
+        return settings
+    wanted = max(settings.task_concurrency, settings.evaluator_concurrency) + SPARE_CONNECTIONS
+    return settings.model_copy(
+        update={"http_max_connections": min(wanted, settings.http_max_connections)}
+    )
+
 
 @contextlib.asynccontextmanager
 async def running_worker(pipeline: Pipeline) -> AsyncIterator[faust.Worker]:
@@ -87,6 +113,7 @@ async def run_request(
     :class:`TaskFetchError`, :class:`TaskAbortedError` or :class:`RequestRejectedError` when
     the request ends as failed, aborted or rejected.
     """
+    settings = one_shot_connections(settings)
     if settings.one_shot_runner == "local":
         final = await run_local(
             settings, request, tasks=tasks, evaluators=evaluators, on_status=on_status

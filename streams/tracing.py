@@ -142,6 +142,9 @@ class Tracing:
         self._headers = dict(headers or {})
         self.enabled = enabled and endpoint is not None
         self._providers: dict[str, TracerProvider] = {}
+        # One tracer per project, made once: the SDK's get_tracer builds a new one each call
+        # and resets the warnings filters as it does (tens of microseconds a run).
+        self._tracers: dict[str, Tracer] = {}
 
     @classmethod
     def disabled(cls) -> Tracing:
@@ -158,13 +161,14 @@ class Tracing:
         """The tracer for a project, or None when tracing is off or there is no project."""
         if not self.enabled or not project_name:
             return None
-        provider = self._providers.get(project_name)
-        if provider is None:
+        tracer = self._tracers.get(project_name)
+        if tracer is None:
             provider = TracerProvider(resource=Resource.create({PROJECT_ATTRIBUTE: project_name}))
             exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=self._headers)
             provider.add_span_processor(BatchSpanProcessor(exporter))
             self._providers[project_name] = provider
-        return provider.get_tracer("phoenix-resume-stream")
+            tracer = self._tracers[project_name] = provider.get_tracer("phoenix-resume-stream")
+        return tracer
 
     def flush(self, timeout_millis: int = 10_000) -> None:
         for provider in self._providers.values():
@@ -174,3 +178,4 @@ class Tracing:
         for provider in self._providers.values():
             provider.shutdown()
         self._providers.clear()
+        self._tracers.clear()

@@ -86,7 +86,10 @@ class QueueSender:
     dead_letters: list[LocalDeadLetter] = field(default_factory=list)
 
     def queue(self, role: TopicRole) -> asyncio.Queue[Message]:
-        return self.queues.setdefault(role, asyncio.Queue())
+        queue = self.queues.get(role)
+        if queue is None:
+            queue = self.queues[role] = asyncio.Queue()
+        return queue
 
     async def send(
         self, role: TopicRole, key: str | bytes | None, value: Any, headers: Headers | None

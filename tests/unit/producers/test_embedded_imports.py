@@ -99,3 +99,21 @@ def test_a_command_s_process_freezes_its_heap_and_a_python_caller_s_is_left_alon
     assert done.returncode == 0, done.stderr
     counts = dict(line.split() for line in done.stderr.splitlines() if line.startswith(("caller", "program")))
     assert int(counts["caller"]) == 0 < int(counts["program"])
+
+
+def test_the_cli_leaves_httpx_s_command_line_unloaded_and_the_collector_as_it_found_it() -> None:
+    """httpx's own command line (rich, click, pygments) is not loaded by ours; the collector,
+    off while the imports run, is on again after them (and stays off if it was off)."""
+    probe = textwrap.dedent("""
+        import gc, json, sys
+        import producers.cli
+        on = gc.isenabled()
+        print(json.dumps([sorted({n.split(".")[0] for n in sys.modules}
+                                 & {"rich", "click", "pygments"}), on]))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    for prefix in ("", "import gc; gc.disable()\n"):
+        done = subprocess.run([sys.executable, "-c", prefix + probe], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == [[], prefix == ""]

@@ -78,6 +78,21 @@ async def test_run_request_chooses_by_the_settings_and_says_so(ran, tmp_path) ->
     assert (ran, summary["runner"]) == (["local", "kafka"], "kafka")
 
 
+async def test_a_one_shot_run_holds_as_many_connections_as_its_calls_can_use(monkeypatch) -> None:
+    seen: list[int] = []
+
+    async def local(settings, request, **kwargs):
+        seen.append(settings.http_max_connections)
+        return final()
+
+    monkeypatch.setattr(runner, "run_local", local)
+    request = ResumeRequest(experiment_id=EXP, task="answer")
+    await runner.run_request(Settings(task_concurrency=20, evaluator_concurrency=5), request)
+    await runner.run_request(Settings(task_concurrency=80), request)  # no more than the setting
+    await runner.run_request(Settings(task_concurrency=5, http_max_connections=40), request)
+    assert seen == [22, 50, 40]
+
+
 async def test_an_aborted_local_run_raises_with_the_runner_in_its_summary(monkeypatch) -> None:
     async def local(settings, request, **kwargs):
         return final(RequestState.ABORTED)

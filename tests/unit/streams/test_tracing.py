@@ -140,9 +140,10 @@ def test_one_provider_per_project() -> None:
         assert tracing.tracer("a") is not None
         assert tracing.tracer("b") is not None
         assert tracing.tracer("a") is not None
+        assert tracing.tracer("a") is tracing.tracer("a") is not tracing.tracer("b")
         providers = tracing._providers
         assert sorted(providers) == ["a", "b"]
         assert providers["a"].resource.attributes[PROJECT_ATTRIBUTE] == "a"
     finally:
         tracing.shutdown()  # nothing was recorded, so nothing is exported
-    assert tracing._providers == {}
+    assert tracing._providers == {} and tracing._tracers == {}

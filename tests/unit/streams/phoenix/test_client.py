@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -43,7 +45,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(client_module, "asyncio", SimpleNamespace(sleep=fake_sleep))
+    monkeypatch.setattr(client_module, "asyncio",
+                        SimpleNamespace(sleep=fake_sleep, Semaphore=asyncio.Semaphore))
     return slept
 
 
@@ -384,3 +387,32 @@ async def test_api_key_never_in_error_messages(answers: list, sleeps: list[float
         assert API_KEY not in text
         assert "Bearer" not in text
     assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in script.requests)
+
+
+async def test_requests_beyond_the_pool_wait_in_the_client_not_in_the_pool() -> None:
+    """At most ``max_connections`` requests reach the transport at once; the rest wait
+    their turn in the client (httpcore's own queue costs CPU per waiting request)."""
+    in_flight, most = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return httpx.Response(200, json={"data": {"id": "run"}})
+
+    pc = PhoenixClient(BASE_URL, transport=httpx.MockTransport(handler), max_connections=3)
+    record = RunRecord(dataset_example_id="e", repetition_number=1, start_time=NOW, end_time=NOW)
+    posted = await asyncio.gather(*(pc.post_run(EXP, record) for _ in range(20)))
+    await pc.aclose()
+    assert [p.run_id for p in posted] == ["run"] * 20
+    assert most == 3
+
+
+def test_a_plain_http_server_gets_no_certificate_bundle_and_https_keeps_httpx_s() -> None:
+    plain = client_module._tls_context("http://127.0.0.1:6006")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.cert_store_stats()["x509_ca"] == 0  # nothing loaded: nothing to verify by
+    assert plain.verify_mode == ssl.CERT_REQUIRED  # an https peer would be refused, not trusted
+    assert client_module._tls_context("HTTPS://phoenix.example.com") is True

@@ -39,40 +39,6 @@ class TableManager(FaustTableManager):
             await self.recovery.start()
 
 
-class ModelTable(MutableMapping[str, M], Generic[M]):
-    """A Faust table seen as a mapping of pydantic models.
-
-    Faust derives a table's changelog serializer from Faust records only, so the table itself
-    holds JSON-ready dicts; this view converts at the edge.
-    """
-
-    def __init__(self, table: TableT, model: type[M]) -> None:
-        self.table = table
-        self.model = model
-
-    def __getitem__(self, key: str) -> M:
-        return self.model.model_validate(self.table[key])
-
-    def get(self, key: str, default: M | None = None) -> M | None:  # type: ignore[override]
-        raw = self.table.get(key)
-        return default if raw is None else self.model.model_validate(raw)
-
-    def __setitem__(self, key: str, value: M) -> None:
-        self.table[key] = value.model_dump(mode="json")
-
-    def __delitem__(self, key: str) -> None:
-        del self.table[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.table
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-
 class StoredTable(MutableMapping[str, Any]):
     """A Faust table seen as a mapping that lists its keys by prefix (``streams.keyspace``)."""
 
@@ -105,6 +71,28 @@ class StoredTable(MutableMapping[str, Any]):
         if isinstance(store, BoundedRocksStore):
             return store.keys_with_prefix(prefix)
         return (key for key in self.table if key.startswith(prefix))
+
+
+class ModelTable(StoredTable, Generic[M]):
+    """A Faust table seen as a mapping of pydantic models.
+
+    Faust derives a table's changelog serializer from Faust records only, so the table itself
+    holds JSON-ready dicts; this view converts at the edge.
+    """
+
+    def __init__(self, table: TableT, model: type[M]) -> None:
+        super().__init__(table)
+        self.model = model
+
+    def __getitem__(self, key: str) -> M:
+        return self.model.model_validate(self.table[key])
+
+    def get(self, key: str, default: M | None = None) -> M | None:
+        raw = self.table.get(key)
+        return default if raw is None else self.model.model_validate(raw)
+
+    def __setitem__(self, key: str, value: M) -> None:
+        self.table[key] = value.model_dump(mode="json")
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:

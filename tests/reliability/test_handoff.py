@@ -188,7 +188,9 @@ async def test_a_one_shot_run_waits_for_the_deployments_request_on_its_experimen
     built = build_experiment(phoenix, examples=60, repetitions=2, succeeded=20)
     settings = make_settings(task_concurrency=CONCURRENCY, **SETTINGS)
     executions = tmp_path / "executions.log"
-    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.1"}
+    # 70 pairs left at 0.5 s, 5 at a time: 7 s of work, longer than the one-shot's start on
+    # a loaded machine (at 0.1 s the request could end before the one-shot looked for it).
+    env = {"EXECUTION_LOG": str(executions), "TASK_SECONDS": "0.5"}
     request = ResumeRequest(experiment_id=built.experiment_id, task="paced-echo")
     await ensure_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log", env=env)

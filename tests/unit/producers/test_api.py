@@ -292,12 +292,15 @@ def test_ctrl_c_in_a_notebook_cancels_the_run_in_the_worker_thread() -> None:
     async def notebook_cell() -> None:
         api.blocking(long_run())
 
-    # A bare loop, as a notebook kernel's: asyncio.run would take Ctrl-C itself.
+    # A bare loop, as a notebook kernel's, and Python's own Ctrl-C handler, as a kernel has
+    # while a cell runs (an earlier test's loop may have left one of its own installed).
     loop = asyncio.new_event_loop()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             loop.run_until_complete(notebook_cell())
     finally:
+        signal.signal(signal.SIGINT, previous)
         loop.close()
     assert seen == ["cancelled"]
 

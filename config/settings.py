@@ -299,9 +299,9 @@ class Settings(BaseSettings):
     progress_every: int = Field(
         default=25, ge=1, description="Emit a progress status event every N finished pairs."
     )
-    # The coordinator handles the control events that arrive within this as one batch (its
-    # tables written once per batch); 0 handles them one by one.
-    coordinator_batch_seconds: float = Field(default=0.02, ge=0, le=1)
+    # Control events arriving within this are one batch of the coordinator (0: one by one,
+    # the default until the hand-off tests pass with batches on).
+    coordinator_batch_seconds: float = Field(default=0.0, ge=0, le=1)
 
     # --- HTTP to Phoenix ---
     http_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -326,8 +326,8 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(tempfile.gettempdir()) / "phoenix-resume",
         description="Where a worker keeps its files: disk tables in <app id>/tables-<web port>.",
     )
-    # Per-pair tables on local disk, emptied at start (their changelogs are the truth).
-    table_store: Literal["rocksdb", "memory"] = "rocksdb"
+    # rocksdb: per-pair tables on local disk, emptied at start (opt-in, as batches are).
+    table_store: Literal["rocksdb", "memory"] = "memory"
     log_level: str = Field(default="WARNING", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: Literal["text", "json"] = "text"
 

@@ -52,14 +52,14 @@ async def test_a_worker_starts_from_the_changelog_not_from_files_left_on_disk(
     make_settings, phoenix, tmp_path: Path
 ) -> None:
     built = build_experiment(phoenix, examples=6, repetitions=1)
-    settings = make_settings(task_concurrency=3)
+    settings = make_settings(task_concurrency=3, table_store="rocksdb")
     request = ResumeRequest(experiment_id=built.experiment_id, task="slow-echo")
     _forge_done_records(table_dir(settings), settings.work_partitions, request.request_id,
                         built.example_ids)
     executions = tmp_path / "executions.log"
     await ensure_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log",
-                           env={"EXECUTION_LOG": str(executions)})
+                           env={"EXECUTION_LOG": str(executions), "RESUME_TABLE_STORE": "rocksdb"})
     try:
         async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
             await publisher.publish(request)

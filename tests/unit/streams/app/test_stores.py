@@ -47,7 +47,7 @@ def item(request: str, example: str) -> WorkItem:
 
 
 def test_per_pair_tables_are_on_disk_and_forget_a_request_by_prefix(tmp_path: Path) -> None:
-    pipeline = create_app(Settings(data_dir=tmp_path, tracing_enabled=False), web=False)
+    pipeline = create_app(Settings(data_dir=tmp_path, tracing_enabled=False, table_store="rocksdb"), web=False)
     done = pipeline.tables.done
     assert isinstance(done.table.data, BoundedRocksStore)
     assert isinstance(pipeline.tables.finished.table.data, BoundedRocksStore)
@@ -98,6 +98,6 @@ async def test_the_state_dir_starts_empty_and_belongs_to_one_worker(tmp_path: Pa
         StateDir(path).check_free()
     with pytest.raises(StateDirInUseError):
         create_app(Settings(data_dir=tmp_path.parent, app_id=tmp_path.name, web_port=6066,
-                            tracing_enabled=False), web=False)
+                            tracing_enabled=False, table_store="rocksdb"), web=False)
     await state.on_stop()
     StateDir(path).check_free()  # free again once the worker stopped

@@ -37,8 +37,9 @@ class FaultyProxy:
         self._session = self._session or ClientSession()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        # Down means gone: not a minute of graceful waiting for the handlers in flight, which
-        # on a loaded machine stretched a 20 s outage past the retries under test.
+        # Down means gone: not up to a minute of graceful waiting for the handlers in flight,
+        # which would make an outage longer than the test says (suspected, not shown, in one
+        # failure of the 20 s outage test on a loaded machine).
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

@@ -236,30 +236,20 @@ async def test_a_finished_task_is_remembered_durably_before_its_run_is_posted(ph
     assert context.done_pairs.outcome(0, work_item()) is Outcome.SUCCEEDED
 
 
-async def test_a_run_left_by_a_crash_is_posted_without_running_the_task_again(phoenix) -> None:
-    calls: Counter = Counter()
-    context, steps, _ = build(phoenix, calls)
-    now = utcnow()
-    left = {"start": now.isoformat(), "end": now.isoformat(), "output": {"n": "before"},
-            "error": None, "trace_id": None}
-    context.done_pairs.record_executed(0, work_item(), left)
-    effects = await process(steps.run_task, envelope(work_item()))
-    assert not calls
-    assert [o.outcome for o in effects.control] == [Outcome.SUCCEEDED]
-    assert [p["output"] for p in phoenix.posted] == [{"n": "before"}]
-
-
-async def test_a_run_left_by_a_crash_is_posted_even_if_its_request_was_aborted_meanwhile(
-    phoenix,
+@pytest.mark.parametrize("aborted", [False, True], ids=["running", "aborted-meanwhile"])
+async def test_a_run_left_by_a_crash_is_posted_without_running_the_task_again(
+    phoenix, aborted: bool
 ) -> None:
-    # The task was paid for: skipping the pair would throw its output away.
+    # Also when its request was aborted meanwhile: the task was paid for, and skipping the
+    # pair would throw its output away.
     calls: Counter = Counter()
     context, steps, _ = build(phoenix, calls)
     now = utcnow()
     left = {"start": now.isoformat(), "end": now.isoformat(), "output": {"n": "before"},
             "error": None, "trace_id": None}
     context.done_pairs.record_executed(0, work_item(), left)
-    context.tables.aborted["req-1"] = "aborted on first error"
+    if aborted:
+        context.tables.aborted["req-1"] = "aborted on first error"
     effects = await process(steps.run_task, envelope(work_item()))
     assert not calls
     assert [o.outcome for o in effects.control] == [Outcome.SUCCEEDED]

@@ -1,4 +1,5 @@
-"""Disk-backed state stores for the tables that hold a record per pair, in one memory budget.
+"""State stores for the tables that hold a record per pair: on disk in one memory budget, or in
+memory with a prefix index.
 
 The task side's finished pairs, the coordinator's ledger and the record of successful
 evaluations keep one record per pair (or evaluation); in Faust's in-memory store a worker held
@@ -16,6 +17,10 @@ such state in RocksDB, and so does this store, through Faust's RocksDB store, wi
 The files are a cache of the changelog for one process's lifetime only (see
 :class:`StateDir`): a worker deletes them when it starts and recovers every table from its
 changelog, as it did with in-memory tables.
+
+In memory (``RESUME_TABLE_STORE=memory``) the same tables keep their keys in a
+:class:`streams.keyspace.PrefixIndex` (:class:`IndexedMemoryStore`), so forgetting a batch there
+too reads the batch, not the table.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from typing import IO, Any
 
 import faust.stores
 import rocksdict
+from faust.stores.memory import Store as FaustMemoryStore
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as FaustRocksStore
 from mode import Service
 
 from streams.errors import PhoenixResumeError
+from streams.keyspace import PrefixIndex
 
 #: the memory all of a worker's databases may use: blocks read, index and filter blocks, and
 #: the memtables (charged to the same cache)
@@ -44,14 +51,34 @@ MEMTABLE_BYTES = 2 * 2**20
 
 SCHEME = "bounded-rocksdb"
 faust.stores.STORES.aliases[SCHEME] = f"{__name__}:BoundedRocksStore"
+MEMORY_SCHEME = "indexed-memory"
+faust.stores.STORES.aliases[MEMORY_SCHEME] = f"{__name__}:IndexedMemoryStore"
 
 
-def store_url(table: str) -> str:
-    """The ``store=`` of a table in this store (Faust looks the scheme up in its registry).
+def store_url(table: str, *, on_disk: bool = True) -> str:
+    """The ``store=`` of a table in one of these stores (Faust looks the scheme up in its
+    registry).
 
     With a path: Faust falls back to the app's store (memory) for a URL without one, as
     ``bounded-rocksdb://`` is (an empty yarl URL is false)."""
-    return f"{SCHEME}:{table}"
+    return f"{SCHEME if on_disk else MEMORY_SCHEME}:{table}"
+
+
+class IndexedMemoryStore(FaustMemoryStore):
+    """Faust's in-memory store, listing keys by prefix through a :class:`PrefixIndex`.
+
+    The index is the store's ``data`` itself, not a view in front of the table: Faust's
+    recovery writes changelog records into ``data`` directly (``apply_changelog_batch``) and
+    drops the keys of partitions it no longer holds from it (``on_recovery_completed``), and
+    an index kept beside it would miss those keys."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.data: PrefixIndex = PrefixIndex()
+
+    def keys_with_prefix(self, prefix: str) -> Iterator[str]:
+        """The keys (of every partition this worker holds) that start with ``prefix``."""
+        return self.data.keys_with_prefix(prefix)
 
 
 class StateDirInUseError(PhoenixResumeError):

@@ -3,7 +3,8 @@
 Tables with a record per request stay in memory; the three with a record per pair or
 evaluation (``finished``, ``done``, ``evaluated``) live on disk with
 ``RESUME_TABLE_STORE=rocksdb`` (opt-in, ``streams.app.stores``), so a worker's memory does
-not grow with the size of a request.
+not grow with the size of a request, and otherwise in memory with a prefix index: either way a
+request's records are listed without reading the others'.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from faust.types import TableT
 from pydantic import BaseModel
 
 from config import Settings
-from streams.app.stores import BoundedRocksStore, store_url
+from streams.app.stores import store_url
 from streams.context import Tables
 from streams.coordinator import Lane
+from streams.keyspace import PrefixListing
 from streams.summary import Summary
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,7 +70,7 @@ class StoredTable(MutableMapping[str, Any]):
 
     def keys_with_prefix(self, prefix: str) -> Iterator[str]:
         store = self.table.data
-        if isinstance(store, BoundedRocksStore):
+        if isinstance(store, PrefixListing):  # the per-pair tables' stores
             return store.keys_with_prefix(prefix)
         return (key for key in self.table if key.startswith(prefix))
 
@@ -102,7 +104,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
     on_disk = settings.table_store == "rocksdb"
 
     def per_pair(name: str, partitions: int) -> StoredTable:
-        store = store_url(name) if on_disk else None  # None: the app's, in memory
+        store = store_url(name, on_disk=on_disk)
         return StoredTable(app.Table(name, key_type=str, partitions=partitions, store=store))
 
     return Tables(

@@ -4,8 +4,9 @@ counts once.
 Outcomes arrive at least once. The ledger keeps one record per counted outcome, keyed
 ``<request>/run/<example>/<repetition>`` for a run and ``<request>/evaluation/<run>/<evaluator>``
 for an evaluation. Every key of a request starts with the request's prefix, so its records
-can be forgotten together once it ended: a disk-backed table seeks to them
-(``streams.keyspace``), so forgetting a batch does not read every other request's records.
+can be forgotten together once it ended: a worker's table lists them by prefix (a seek on
+disk, an index in memory, ``streams.keyspace``), so forgetting a batch does not read every
+other request's records.
 
     >>> ledger = Ledger({})
     >>> key = run_key("r1", "ex001", 2)

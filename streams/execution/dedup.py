@@ -7,9 +7,9 @@ and, finding it there, report the outcome again instead of running the task.
 Keys start with the work partition the item came from: a table entry may only be written
 (or deleted) while handling an event of the partition whose changelog holds it, and the
 prefix lets the agent forget the pairs of ended requests partition by partition. The records
-themselves live in the table (on disk in a deployment, see ``streams.app.stores``); this
-process keeps only which (partition, request) prefixes hold some, one entry per request, so
-its memory does not grow with the size of a request.
+themselves live in the table (on disk with ``RESUME_TABLE_STORE=rocksdb``, see
+``streams.app.stores``), which lists a prefix's keys without reading the others; this
+process keeps only which (partition, request) prefixes hold some, one entry per request.
 
 The same pair can also arrive twice while it is still running: a stalled request's
 verification re-publishes every pair the server lacks, including pairs a restarted worker is

@@ -1,4 +1,5 @@
-"""The per-pair tables on disk (RocksDB, no broker needed): prefix listing, the state directory."""
+"""The per-pair tables' stores (no broker needed): prefix listing on disk (RocksDB) and in memory
+(also of keys recovery wrote), the state directory."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from faust.types import TP
 
 from config import Settings
 from streams.app import create_app
-from streams.app.stores import BoundedRocksStore, StateDir, StateDirInUseError
+from streams.app.stores import BoundedRocksStore, IndexedMemoryStore, StateDir, StateDirInUseError
 from streams.events import Example, Outcome, WorkItem
 from streams.execution.dedup import DonePairs
+from streams.keyspace import PrefixIndex
 
 
 class _Message:
@@ -55,10 +57,11 @@ def test_per_pair_tables_are_on_disk_and_forget_a_request_by_prefix(tmp_path: Pa
     changelog = done.table.changelog_topic.get_topic_name()
     pipeline.app.assignor.assigned_actives = lambda: {TP(changelog, 3)}
     with handling(3):
-        _record_and_forget(DonePairs(done, {}), tmp_path)
+        _record_and_forget(DonePairs(done, {}))
+    assert list((tmp_path / "phoenix-resume" / "tables-6066").glob("done-3.db"))
 
 
-def _record_and_forget(pairs: DonePairs, tmp_path: Path) -> None:
+def _record_and_forget(pairs: DonePairs) -> None:
     done = pairs.table
     for n in range(7):
         pairs.record(3, item("r1", f"ex{n}"), Outcome.SUCCEEDED)
@@ -67,7 +70,6 @@ def _record_and_forget(pairs: DonePairs, tmp_path: Path) -> None:
     assert sorted(done.keys_with_prefix("3/r1/")) == [f"3/r1/ex{n}/1" for n in range(7)]
     assert pairs.outcome(3, item("r2", "ex0")) is Outcome.FAILED
     assert pairs.executed(3, item("r2", "ex1")) == {"output": 1}
-    assert list((tmp_path / "phoenix-resume" / "tables-6066").glob("done-3.db"))
 
     pairs.ended["r1"] = "complete"
     assert pairs.forget_ended(3, limit=5) == 5
@@ -80,12 +82,62 @@ def _record_and_forget(pairs: DonePairs, tmp_path: Path) -> None:
     assert pairs.forget_ended(3) == 2 and len(done) == 0
 
 
-def test_the_memory_setting_keeps_them_in_memory(tmp_path: Path) -> None:
+def test_the_memory_setting_keeps_them_in_memory_with_a_prefix_index(tmp_path: Path) -> None:
     pipeline = create_app(
         Settings(data_dir=tmp_path, tracing_enabled=False, table_store="memory"), web=False
     )
-    assert not isinstance(pipeline.tables.done.table.data, BoundedRocksStore)
+    for table in (pipeline.tables.done, pipeline.tables.finished, pipeline.tables.evaluated):
+        assert isinstance(table.table.data, IndexedMemoryStore)
     assert not (tmp_path / "phoenix-resume" / "tables-6066.lock").exists()
+    with handling(3):
+        _record_and_forget(DonePairs(pipeline.tables.done, {}))
+
+
+class _ChangelogMessage:
+    def __init__(self, partition: int, value: object) -> None:
+        self.partition, self.value = partition, value
+
+
+class _ChangelogEvent:
+    """A changelog record as Faust's recovery hands it to a store (``None`` deletes)."""
+
+    def __init__(self, partition: int, key: str, value: object) -> None:
+        self.key, self.value = key, value
+        self.message = _ChangelogMessage(partition, value)
+
+
+async def test_keys_recovered_from_the_changelog_are_listed_and_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust's recovery writes into the store, not through the table: the index must see it;
+    and forgetting reads no other key (a scan per batch made forgetting quadratic)."""
+    pipeline = create_app(
+        Settings(data_dir=tmp_path, tracing_enabled=False, table_store="memory"), web=False
+    )
+    table = pipeline.tables.done.table
+    table.apply_changelog_batch(
+        [_ChangelogEvent(3, f"3/r1/ex{n}/1", "succeeded") for n in range(5)]
+        + [_ChangelogEvent(3, "3/r1/ex4/1", None), _ChangelogEvent(4, "4/r1/ex0/1", "failed")]
+    )
+    assert sorted(pipeline.tables.done.keys_with_prefix("3/r1/")) == [
+        f"3/r1/ex{n}/1" for n in range(4)
+    ]
+    # Recovery done, partition 4 went to another worker: its keys leave the index too.
+    changelog = table.changelog_topic.get_topic_name()
+    await table.data.on_recovery_completed({TP(changelog, 3)}, set())
+    assert list(pipeline.tables.done.keys_with_prefix("4/")) == []
+    pairs = DonePairs(pipeline.tables.done, {"r1": "complete"})
+    pairs.reindex()  # its one scan, as after a recovery; from here on, no more
+
+    def whole_table(_: object) -> Iterator[str]:
+        raise AssertionError("the whole table was read to forget one request")
+
+    pairs._slot_set()
+    monkeypatch.setattr(PrefixIndex, "__iter__", whole_table)
+    with handling(3):
+        assert pairs.forget_ended(3) == 4
+    monkeypatch.undo()
+    assert list(pipeline.tables.done.keys_with_prefix("")) == []
 
 
 async def test_the_state_dir_starts_empty_and_belongs_to_one_worker(tmp_path: Path) -> None:

@@ -18,18 +18,31 @@ the loop once per assigned partition through a task of its own: ~240 wakeups a s
 idle worker at a 0.1 s commit interval. It looks every ``LIVELOCK_CHECK_SECONDS`` instead,
 plenty for a 300 s threshold.
 
+Faust takes a jump in a partition's offsets for records that compaction or transaction markers
+left out, and acknowledges the missing offsets, so they are committed. Our stream topics have
+neither: a jump means fetched records were dropped before any agent got them (Faust's
+recovery used to drop them, see ``streams.app.tables.Recovery``), and their work is then lost
+until verification re-publishes it. The consumer says so (a warning) instead of staying
+silent, and lets a caller hold back the resuming of stream partitions
+(:meth:`_Consumer.stream_resumes_held`).
+
     >>> app = faust.App("id", broker="kafka://localhost:9092")      # doctest: +SKIP
     >>> app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=100)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiokafka
 from faust.transport.drivers import aiokafka as driver
-from faust.types import AppT
+from faust.types import TP, AppT
 from mode import Service
+
+log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -52,14 +65,47 @@ IDLE_NAP_SECONDS = 0.05
 #: how often the consumer looks for partitions that stopped progressing (Faust: 2.5 commits)
 LIVELOCK_CHECK_SECONDS = 10.0
 
-# The Faust task replaced below, by name: fail at import rather than run both checks.
-if not hasattr(driver.Consumer, "_commit_livelock_detector"):
-    raise RuntimeError("this Faust has no Consumer._commit_livelock_detector to replace")
+# The Faust task replaced below, by name: fail at import rather than run both checks; and
+# the methods wrapped below.
+if not all(hasattr(driver.Consumer, name) for name in (
+    "_commit_livelock_detector", "resume_partitions", "_add_gap"
+)):
+    raise RuntimeError("this Faust's consumer has changed: streams.kafka.transport needs a look")
 
 
 class _Consumer(driver.Consumer):
+    #: while set, stream partitions asked to resume are only collected here (and which are)
+    _held_resumes: tuple[set[TP], Callable[[TP], bool]] | None = None
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    @contextmanager
+    def stream_resumes_held(self, is_stream: Callable[[TP], bool]) -> Iterator[set[TP]]:
+        """Inside, :meth:`resume_partitions` resumes none of the partitions ``is_stream``
+        names: it adds them to the set yielded, for the caller to resume when it is safe."""
+        held: set[TP] = set()
+        self._held_resumes = (held, is_stream)
+        try:
+            yield held
+        finally:
+            self._held_resumes = None
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        if self._held_resumes is not None:
+            held, is_stream = self._held_resumes
+            tps = set(tps)
+            held.update(tp for tp in tps if is_stream(tp))
+            tps -= held
+        super().resume_partitions(tps)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        log.warning(
+            "records %d..%d of %s[%d] were fetched but reached no agent; Kafka counts them as "
+            "consumed, so their items wait for the coordinator's verification to re-publish them",
+            offset_from, offset_to - 1, tp.topic, tp.partition,
+        )
+        await super()._add_gap(tp, offset_from, offset_to)
 
     async def _wait_next_records(self, timeout: float) -> Any:
         if self.flow_active and not self.app.client_only and not self._get_active_partitions():

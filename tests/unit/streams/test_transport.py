@@ -1,8 +1,13 @@
-"""The worker consumer long-polls for as long as the settings say, not Faust's fixed 1.5 s."""
+"""The worker consumer long-polls for as long as the settings say, not Faust's fixed 1.5 s; table
+recovery starts at once and resumes the stream partitions last; skipped records are a warning."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
+
+from faust.types import TP
 
 from config import Settings
 from streams.app import create_app
@@ -89,3 +94,61 @@ async def test_the_livelock_check_looks_every_ten_seconds_not_every_two_and_a_ha
     assert waits == [LIVELOCK_CHECK_SECONDS, LIVELOCK_CHECK_SECONDS] and LIVELOCK_CHECK_SECONDS >= 10
     assert checks == [True]
     assert sum(name == "_commit_livelock_detector" for name in tasks) == 1  # ours, not both
+
+
+def _recovery_steps(monkeypatch, pipeline, steps: list, generation_after: int | None = None):
+    """Faust's end of recovery as far as the order of its steps goes: it resumes the stream
+    and changelog partitions, awaits (the seek, when its fetcher could deliver records), then
+    resumes its flow control, which empties the agents' queues."""
+    from faust.tables.recovery import Recovery as FaustRecovery
+    from faust.transport.drivers import aiokafka as driver
+
+    def resume(consumer, tps) -> None:
+        steps.append(("resumed", sorted(tp.topic for tp in tps)))
+
+    async def faust_steps(self, generation_id: int = 0) -> None:
+        self.app.consumer.resume_partitions({TP("w.work", 0), TP(changelog, 0)})
+        await asyncio.sleep(0)
+        steps.append("queues emptied")
+        if generation_after is not None:
+            self.app.consumer_generation_id = generation_after
+
+    changelog = pipeline.tables.done.table.changelog_topic.get_topic_name()
+    monkeypatch.setattr(driver.Consumer, "resume_partitions", resume)
+    monkeypatch.setattr(FaustRecovery, "on_recovery_completed", faust_steps)
+    return changelog
+
+
+async def test_recovery_resumes_the_stream_partitions_after_faust_empties_the_queues(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Records fetched before the queues were emptied were lost: their offsets counted as
+    consumed, their items waited for verification (the SIGTERM hand-off's repairs)."""
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    steps: list = []
+    changelog = _recovery_steps(monkeypatch, pipeline, steps)
+    pipeline.app.consumer_generation_id = 3
+    await pipeline.app.tables.recovery.on_recovery_completed(3)
+    assert steps == [("resumed", [changelog]), "queues emptied", ("resumed", ["w.work"])]
+    pipeline.app.consumer.resume_partitions({TP("w.work", 1)})  # outside recovery: at once
+    assert steps[-1] == ("resumed", ["w.work"])
+
+
+async def test_recovery_resumes_no_stream_partition_once_a_new_rebalance_began(
+    tmp_path: Path, monkeypatch
+) -> None:
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    steps: list = []
+    changelog = _recovery_steps(monkeypatch, pipeline, steps, generation_after=4)
+    pipeline.app.consumer_generation_id = 3
+    await pipeline.app.tables.recovery.on_recovery_completed(3)
+    assert steps == [("resumed", [changelog]), "queues emptied"]  # generation 4 resumes its own
+
+
+async def test_records_skipped_before_any_agent_got_them_are_a_warning(
+    tmp_path: Path, caplog
+) -> None:
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    with caplog.at_level(logging.WARNING, logger="streams.kafka.transport"):
+        await pipeline.app.consumer._add_gap(TP("w.work", 1), 16, 27)  # 27 arrived after 15
+    assert "records 16..26 of w.work[1] were fetched but reached no agent" in caplog.text

@@ -24,7 +24,9 @@ neither: a jump means fetched records were dropped before any agent got them (Fa
 recovery used to drop them, see ``streams.app.tables.Recovery``), and their work is then lost
 until verification re-publishes it. The consumer says so (a warning) instead of staying
 silent, and lets a caller hold back the resuming of stream partitions
-(:meth:`_Consumer.stream_resumes_held`).
+(:meth:`_Consumer.stream_resumes_held`). Records of a partition paused while they were being
+fetched are not dropped with their position moved past them: the partition is sought back
+(:meth:`_ConsumerThread._fetch_records`).
 
     >>> app = faust.App("id", broker="kafka://localhost:9092")      # doctest: +SKIP
     >>> app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=100)  # doctest: +SKIP
@@ -58,6 +60,32 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = self.transport.fetch_max_wait_ms  # type: ignore[attr-defined]
         return consumer
 
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: set[TP] | None,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        """The records of the partitions active when asked, none that Faust would drop.
+
+        Faust hands aiokafka its live set of active partitions, and aiokafka returns every
+        partition's records when that set is empty: when recovery pauses the changelogs during
+        a fetch, the stream partitions' records came back, Faust dropped them (not active), and
+        their positions had moved past them. So the set is copied and never empty, and a
+        partition paused during the fetch is sought back to its first record: it is fetched
+        again once it is resumed."""
+        if active_partitions is None:  # a client-only app: every partition
+            return await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+        asked = set(active_partitions)
+        if not asked:
+            return {}
+        records = await super()._fetch_records(consumer, asked, timeout, max_records)
+        active = self.consumer._get_active_partitions()
+        for tp in [tp for tp in records if tp not in active]:
+            consumer.seek(tp, records.pop(tp)[0].offset)
+        return records
+
 
 #: how long the consumer waits before looking again when none of its partitions is active
 IDLE_NAP_SECONDS = 0.05
@@ -68,8 +96,8 @@ LIVELOCK_CHECK_SECONDS = 10.0
 # The Faust task replaced below, by name: fail at import rather than run both checks; and
 # the methods wrapped below.
 if not all(hasattr(driver.Consumer, name) for name in (
-    "_commit_livelock_detector", "resume_partitions", "_add_gap"
-)):
+    "_commit_livelock_detector", "resume_partitions", "_add_gap", "_get_active_partitions"
+)) or not hasattr(driver.AIOKafkaConsumerThread, "_fetch_records"):
     raise RuntimeError("this Faust's consumer has changed: streams.kafka.transport needs a look")
 
 

@@ -152,3 +152,47 @@ async def test_records_skipped_before_any_agent_got_them_are_a_warning(
     with caplog.at_level(logging.WARNING, logger="streams.kafka.transport"):
         await pipeline.app.consumer._add_gap(TP("w.work", 1), 16, 27)  # 27 arrived after 15
     assert "records 16..26 of w.work[1] were fetched but reached no agent" in caplog.text
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class _Aiokafka:
+    """What the fetch asks of aiokafka's consumer besides its records: seeks."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[str, int]] = []
+
+    def seek(self, tp, offset: int) -> None:
+        self.seeks.append((tp.topic, offset))
+
+
+async def test_a_fetch_returns_only_active_partitions_and_seeks_back_a_paused_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """aiokafka returns every partition for an empty set, and Faust's live set emptied during
+    a fetch when recovery paused the changelogs: the records Faust then dropped were lost."""
+    from faust.transport.drivers import aiokafka as driver
+
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    consumer = pipeline.app.consumer
+    work, control = TP("w.work", 0), TP("w.control", 0)
+    consumer._active_partitions = {work, control}
+    asked: list[set] = []
+
+    async def fetch(self, aiokafka, partitions, timeout=None, max_records=None):
+        asked.append(partitions)
+        consumer.pause_partitions({control})  # during the fetch
+        return {work: [_Record(5), _Record(6)], control: [_Record(9)]}
+
+    monkeypatch.setattr(driver.AIOKafkaConsumerThread, "_fetch_records", fetch)
+    aiokafka = _Aiokafka()
+    records = await consumer._thread._fetch_records(aiokafka, consumer._active_partitions, 1.0)
+    assert [r.offset for r in records[work]] == [5, 6] and control not in records
+    assert aiokafka.seeks == [("w.control", 9)]  # fetched again once resumed
+    assert asked == [{work, control}] and asked[0] is not consumer._active_partitions
+    consumer._active_partitions.clear()
+    assert await consumer._thread._fetch_records(aiokafka, consumer._active_partitions) == {}
+    assert len(asked) == 1  # an empty set is not asked for: aiokafka would return all

@@ -25,7 +25,7 @@ recovery used to drop them, see ``streams.app.tables.Recovery``), and their work
 until verification re-publishes it. The consumer says so (a warning) instead of staying
 silent, and lets a caller hold back the resuming of stream partitions
 (:meth:`_Consumer.stream_resumes_held`). Records of a partition paused while they were being
-fetched are not dropped with their position moved past them: the partition is sought back
+fetched are not dropped with their position moved past them, nor fetched when none is active
 (:meth:`_ConsumerThread._fetch_records`).
 
     >>> app = faust.App("id", broker="kafka://localhost:9092")      # doctest: +SKIP
@@ -67,24 +67,37 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         timeout: float | None = None,
         max_records: int | None = None,
     ) -> Any:
-        """The records of the partitions active when asked, none that Faust would drop.
+        """The records of active partitions only, none that Faust would drop.
 
-        Faust hands aiokafka its live set of active partitions, and aiokafka returns every
-        partition's records when that set is empty: when recovery pauses the changelogs during
-        a fetch, the stream partitions' records came back, Faust dropped them (not active), and
-        their positions had moved past them. So the set is copied and never empty, and a
-        partition paused during the fetch is sought back to its first record: it is fetched
-        again once it is resumed."""
+        Faust hands aiokafka its live set of active partitions (so a partition resumed during
+        the wait is fetched at once), and aiokafka returns every partition's records when that
+        set is empty: when recovery paused the changelogs during a fetch while the stream
+        partitions were not active yet, their records came back, Faust dropped them (not
+        active), and their positions had moved past them. aiokafka gets a view of the live set
+        that is never empty; and a partition paused between aiokafka's draining and Faust's
+        look is sought back to its first record, to be fetched again once resumed."""
         if active_partitions is None:  # a client-only app: every partition
             return await super()._fetch_records(consumer, active_partitions, timeout, max_records)
-        asked = set(active_partitions)
-        if not asked:
-            return {}
-        records = await super()._fetch_records(consumer, asked, timeout, max_records)
+        view = _ActiveView(active_partitions)
+        records = await super()._fetch_records(consumer, view, timeout, max_records)  # type: ignore[arg-type]
         active = self.consumer._get_active_partitions()
         for tp in [tp for tp in records if tp not in active]:
             consumer.seek(tp, records.pop(tp)[0].offset)
         return records
+
+
+class _ActiveView:
+    """The live set of active partitions as aiokafka's fetch reads it: ``in`` and truth, true
+    even when no partition is active (aiokafka takes an empty set for all partitions)."""
+
+    def __init__(self, live: set[TP]) -> None:
+        self.live = live
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.live
 
 
 #: how long the consumer waits before looking again when none of its partitions is active

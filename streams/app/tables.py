@@ -56,6 +56,7 @@ class Recovery(FaustRecovery):
         # Not after a new rebalance began meanwhile: that one resumes its own partitions.
         if held and self.app.consumer_generation_id == generation_id and not self.should_stop:
             consumer.resume_partitions(held)
+            consumer._thread.wake_fetch()  # aiokafka may hold their records already
 
 
 # Private parts of Faust the order relies on: fail at import, not at the first hand-off.

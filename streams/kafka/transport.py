@@ -86,6 +86,22 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return records
 
 
+    def wake_fetch(self) -> None:
+        """Let a fetch waiting for new records look again now: a partition resumed during the
+        wait whose records aiokafka holds already (fetched while it was paused) would
+        otherwise wait for the wait's end (Faust's is 1 s)."""
+        consumer, loop = getattr(self, "_consumer", None), getattr(self, "thread_loop", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is None or loop is None or loop.is_closed():
+            return  # not fetching yet: the first fetch sees the resumed partitions
+
+        def wake() -> None:
+            for waiter in list(fetcher._fetch_waiters):
+                fetcher._notify(waiter)
+
+        loop.call_soon_threadsafe(wake)
+
+
 class _ActiveView:
     """The live set of active partitions as aiokafka's fetch reads it: ``in`` and truth, true
     even when no partition is active (aiokafka takes an empty set for all partitions)."""

@@ -115,6 +115,8 @@ def _recovery_steps(monkeypatch, pipeline, steps: list, generation_after: int | 
 
     changelog = pipeline.tables.done.table.changelog_topic.get_topic_name()
     monkeypatch.setattr(driver.Consumer, "resume_partitions", resume)
+    monkeypatch.setattr(type(pipeline.app.consumer._thread), "wake_fetch",
+                        lambda thread: steps.append("fetch woken"))
     monkeypatch.setattr(FaustRecovery, "on_recovery_completed", faust_steps)
     return changelog
 
@@ -129,7 +131,9 @@ async def test_recovery_resumes_the_stream_partitions_after_faust_empties_the_qu
     changelog = _recovery_steps(monkeypatch, pipeline, steps)
     pipeline.app.consumer_generation_id = 3
     await pipeline.app.tables.recovery.on_recovery_completed(3)
-    assert steps == [("resumed", [changelog]), "queues emptied", ("resumed", ["w.work"])]
+    assert steps == [
+        ("resumed", [changelog]), "queues emptied", ("resumed", ["w.work"]), "fetch woken"
+    ]
     pipeline.app.consumer.resume_partitions({TP("w.work", 1)})  # outside recovery: at once
     assert steps[-1] == ("resumed", ["w.work"])
 
@@ -196,3 +200,25 @@ async def test_a_fetch_returns_only_active_partitions_and_seeks_back_a_paused_on
     consumer._active_partitions.clear()  # none active (recovery paused the changelogs)
     assert await consumer._thread._fetch_records(aiokafka, consumer._active_partitions) == {}
     assert aiokafka.seeks == [("w.control", 9)]
+
+
+async def test_waking_the_fetch_ends_aiokafka_s_wait_for_records(tmp_path: Path) -> None:
+    """Without it, a partition resumed during the wait waited for its end: 1 s, in Faust."""
+
+    class Fetcher:
+        def __init__(self) -> None:
+            self._fetch_waiters = {asyncio.get_running_loop().create_future()}
+
+        def _notify(self, future) -> None:
+            future.set_result(None)
+
+    class Aiokafka:
+        _fetcher = Fetcher()
+
+    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
+    thread = pipeline.app.consumer._thread
+    thread.wake_fetch()  # not started: nothing to wake, no error
+    (waiter,) = Aiokafka._fetcher._fetch_waiters
+    thread._consumer, thread.thread_loop = Aiokafka(), asyncio.get_running_loop()
+    thread.wake_fetch()
+    await asyncio.wait_for(waiter, 1.0)

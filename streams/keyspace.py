@@ -10,7 +10,14 @@ large the table. Any other mapping (a dict in a unit test) is scanned.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
+from collections.abc import (
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
 from typing import Any, Protocol, runtime_checkable
 
 

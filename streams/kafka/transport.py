@@ -85,7 +85,6 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
             consumer.seek(tp, records.pop(tp)[0].offset)
         return records
 
-
     def wake_fetch(self) -> None:
         """Let a fetch waiting for new records look again now: a partition resumed during the
         wait whose records aiokafka holds already (fetched while it was paused) would

@@ -14,7 +14,12 @@ from faust.types import TP
 
 from config import Settings
 from streams.app import create_app
-from streams.app.stores import BoundedRocksStore, IndexedMemoryStore, StateDir, StateDirInUseError
+from streams.app.stores import (
+    BoundedRocksStore,
+    IndexedMemoryStore,
+    StateDir,
+    StateDirInUseError,
+)
 from streams.events import Example, Outcome, WorkItem
 from streams.execution.dedup import DonePairs
 from streams.keyspace import PrefixIndex

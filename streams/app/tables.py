@@ -17,6 +17,7 @@ from faust.types import TableT
 from pydantic import BaseModel
 
 from config import Settings
+from streams.app.recovery import Recovery
 from streams.app.stores import BoundedRocksStore, store_url
 from streams.context import Tables
 from streams.coordinator import Lane
@@ -26,7 +27,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class TableManager(FaustTableManager):
-    """Faust's table manager without its fixed one-second sleep before recovery starts.
+    """Faust's table manager without its fixed one-second sleep before recovery starts, and
+    with a recovery that reads lost changelog records again (``streams.app.recovery``).
 
     Faust waits a second for tables declared while the app starts; ours are all declared by
     :func:`declare_tables` before it starts, and the sleep held every worker's (and every
@@ -37,6 +39,13 @@ class TableManager(FaustTableManager):
         if not self.should_stop:
             await self._update_channels()
             await self.recovery.start()
+
+    @property
+    def recovery(self) -> Recovery:
+        """Our recovery (``streams.app.recovery``), in place of the one Faust would build."""
+        if self._recovery is None:
+            self._recovery = Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
 
 
 class StoredTable(MutableMapping[str, Any]):

@@ -5,7 +5,7 @@ to the highwater has reached it. A record read by the consumer and then dropped 
 poll that returns while Faust's flow is stopped for a rebalance drops its records and seeks
 back only the partitions with committed offsets; changelogs have none) is never read again,
 and recovery waits for it forever: the worker holds its partitions and processes nothing.
-``streams.kafka.transport`` closes the path seen in practice; this is the net under any other:
+``streams.kafka.transport`` closes the paths seen in practice; this is the net under any other:
 a changelog partition that is behind its highwater, whose consumer position is past the last
 record recovery received, and that has been silent for a while, is sought back to that record.
 Reading a record twice is harmless: recovery ignores offsets it has seen.

@@ -12,15 +12,6 @@ is the case from the start until table recovery ends: the first records then wai
 of that second. It naps briefly instead (``IDLE_NAP_SECONDS``), so a one-shot run's first task
 starts when recovery ends.
 
-Faust hands aiokafka its live set of active partitions for each long poll, and aiokafka reads
-an empty set as "every assigned partition". A poll still waiting when a rebalance starts sees
-that set emptied (Faust pauses everything while it recovers its tables) and, once the new
-assignment is in, returns the records of every partition, the changelogs Faust has just sought
-for recovery included; Faust drops them (its flow is stopped) and seeks back only the
-partitions with committed offsets, which changelogs have not: recovery then waits forever for
-records already read (seen once in about ten runs of a two-worker SIGKILL test). Each poll gets
-a copy of the set as it was when the poll began.
-
 Faust's livelock check (it warns when a partition has not progressed for
 ``broker_commit_livelock_soft_timeout``, 300 s) runs every 2.5 commit intervals and yields to
 the loop once per assigned partition through a task of its own: ~240 wakeups a second of an
@@ -69,14 +60,6 @@ if not hasattr(driver.Consumer, "_commit_livelock_detector"):
 class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
-        if active_partitions is None:  # a client-only app: every partition, as Faust means
-            return await super()._getmany(None, timeout)
-        frozen = frozenset(active_partitions)
-        if not frozen:
-            return {}
-        return await super()._getmany(frozen, timeout)
 
     async def _wait_next_records(self, timeout: float) -> Any:
         if self.flow_active and not self.app.client_only and not self._get_active_partitions():

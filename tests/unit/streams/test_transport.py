@@ -89,33 +89,3 @@ async def test_the_livelock_check_looks_every_ten_seconds_not_every_two_and_a_ha
     assert waits == [LIVELOCK_CHECK_SECONDS, LIVELOCK_CHECK_SECONDS] and LIVELOCK_CHECK_SECONDS >= 10
     assert checks == [True]
     assert sum(name == "_commit_livelock_detector" for name in tasks) == 1  # ours, not both
-
-
-async def test_a_poll_waiting_through_a_rebalance_returns_only_the_partitions_it_asked_for(
-    tmp_path: Path,
-) -> None:
-    import asyncio
-
-    from faust.types import TP
-
-    pipeline = create_app(Settings(data_dir=tmp_path), web=False)
-    consumer = pipeline.app.consumer
-    work, changelog = TP("w.work", 0), TP("w-done-changelog", 0)
-    live = {work}  # Faust's own set of active partitions, which it changes in place
-    rebalanced = asyncio.Event()
-    asked: list[object] = []
-
-    async def aiokafka_getmany(partitions, timeout):  # as aiokafka's fetched_records reads them
-        asked.append(partitions)
-        await rebalanced.wait()
-        buffered = {work: ["w"], changelog: ["c"]}  # the changelog just sought for recovery
-        return {tp: recs for tp, recs in buffered.items() if not partitions or tp in partitions}
-
-    consumer._thread.getmany = aiokafka_getmany
-    poll = asyncio.create_task(consumer._getmany(live, timeout=1.0))
-    await asyncio.sleep(0)
-    live.clear()  # the rebalance pauses every partition while the poll waits
-    rebalanced.set()
-    assert await poll == {work: ["w"]}  # not the changelog's records, which Faust would drop
-    assert await consumer._getmany(set(), timeout=1.0) == {}  # nothing active: no poll at all
-    assert len(asked) == 1

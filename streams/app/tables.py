@@ -14,11 +14,11 @@ from typing import Any, Generic, TypeVar
 
 import faust
 from faust.tables.manager import TableManager as FaustTableManager
-from faust.tables.recovery import Recovery as FaustRecovery
 from faust.types import TableT
 from pydantic import BaseModel
 
 from config import Settings
+from streams.app.recovery import Recovery
 from streams.app.stores import store_url
 from streams.context import Tables
 from streams.coordinator import Lane
@@ -28,47 +28,9 @@ from streams.summary import Summary
 M = TypeVar("M", bound=BaseModel)
 
 
-class Recovery(FaustRecovery):
-    """Faust's table recovery, resuming the stream partitions after it clears the agents' queues.
-
-    When the tables are recovered, Faust resumes the stream partitions, awaits a seek to their
-    committed offsets, and then resumes its flow control, which empties every agent's queue
-    (to drop records of the previous assignment). Records fetched during that await were
-    dropped too, and the consumer, seeing their offsets skipped, counted them as consumed
-    (``streams.kafka.transport``): a worker taking over a backlog (a SIGTERM hand-off) lost up
-    to a fetch per partition, until verification re-published them seconds later. Held back
-    until Faust's own steps are over, the stream partitions are fetched from the committed
-    offsets into empty queues.
-    """
-
-    async def on_recovery_completed(self, generation_id: int = 0) -> None:
-        await self._streams_resumed_last(super().on_recovery_completed, generation_id)
-
-    async def _resume_streams(self, generation_id: int = 0) -> None:  # (no tables)
-        await self._streams_resumed_last(super()._resume_streams, generation_id)
-
-    async def _streams_resumed_last(self, step: Any, generation_id: int) -> None:
-        consumer = self.app.consumer
-        if not hasattr(consumer, "stream_resumes_held"):  # pragma: no cover - ours always has
-            raise TypeError(f"table recovery needs streams.kafka's consumer, not {consumer!r}")
-        with consumer.stream_resumes_held(lambda tp: not self._is_changelog_tp(tp)) as held:
-            await step(generation_id=generation_id)
-        # Not after a new rebalance began meanwhile: that one resumes its own partitions.
-        if held and self.app.consumer_generation_id == generation_id and not self.should_stop:
-            consumer.resume_partitions(held)
-            consumer._thread.wake_fetch()  # aiokafka may hold their records already
-
-
-# Private parts of Faust the order relies on: fail at import, not at the first hand-off.
-if not all(hasattr(FaustRecovery, name) for name in (
-    "on_recovery_completed", "_resume_streams", "_is_changelog_tp"
-)) or not hasattr(FaustTableManager, "_recovery"):
-    raise RuntimeError("this Faust's recovery has changed: streams.app.tables.Recovery needs a look")
-
-
 class TableManager(FaustTableManager):
     """Faust's table manager without its fixed one-second sleep before recovery starts, and
-    with :class:`Recovery`.
+    with our :class:`~streams.app.recovery.Recovery`.
 
     Faust waits a second for tables declared while the app starts; ours are all declared by
     :func:`declare_tables` before it starts, and the sleep held every worker's (and every

@@ -21,7 +21,7 @@ plenty for a 300 s threshold.
 Faust takes a jump in a partition's offsets for records that compaction or transaction markers
 left out, and acknowledges the missing offsets, so they are committed. Our stream topics have
 neither: a jump means fetched records were dropped before any agent got them (Faust's
-recovery used to drop them, see ``streams.app.tables.Recovery``), and their work is then lost
+recovery used to drop them, see ``streams.app.recovery.Recovery``), and their work is then lost
 until verification re-publishes it. The consumer says so (a warning) instead of staying
 silent, and lets a caller hold back the resuming of stream partitions
 (:meth:`_Consumer.stream_resumes_held`). Records of a partition paused while they were being

@@ -83,13 +83,21 @@ async def wait_until_up(workers: list[tuple[WorkerProcess, dict[str, str]]]) -> 
             await asyncio.sleep(0.3)
 
 
-async def run_to_end(settings, request: ResumeRequest, during=None):
+async def run_to_end(settings, request: ResumeRequest, during=None, *, within: float = 240):
     async with StatusFollower(settings) as follower, RequestPublisher(settings) as publisher:
         await publisher.publish(request)
         watcher = asyncio.create_task(during()) if during is not None else None
         final = None
-        async for status in follower.follow(request.request_id):
-            final = status
+        try:
+            # A bound of its own: a stalled request fails here, naming its last status, not
+            # at pytest's timeout with a task left running into the tests after it.
+            async with asyncio.timeout(within):
+                async for status in follower.follow(request.request_id):
+                    final = status
+        except TimeoutError:
+            if watcher is not None:
+                watcher.cancel()
+            raise AssertionError(f"not ended within {within} s; last status: {final}") from None
         if watcher is not None:
             await watcher
     return final

@@ -34,7 +34,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         RESUME_HTTP_BACKOFF_MAX_SECONDS=str(settings.http_backoff_max_seconds),
         RESUME_KAFKA_SESSION_TIMEOUT_SECONDS=str(settings.kafka_session_timeout_seconds),
         RESUME_COMMIT_INTERVAL_SECONDS=str(settings.commit_interval_seconds),
-        RESUME_LOG_LEVEL="INFO",
+        RESUME_LOG_LEVEL=os.environ.get("PRS_WORKER_LOG_LEVEL", "INFO"),
         PYTHONPATH=str(REPO),
     )
     if settings.phoenix_api_key is not None:

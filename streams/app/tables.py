@@ -2,7 +2,7 @@
 
 Tables with a record per request stay in memory; the three with a record per pair or
 evaluation (``finished``, ``done``, ``evaluated``) live on disk with
-``RESUME_TABLE_STORE=rocksdb`` (opt-in, ``streams.app.stores``), so a worker's memory does
+``RESUME_TABLE_STORE=rocksdb`` (the default, ``streams.app.stores``), so a worker's memory does
 not grow with the size of a request, and otherwise in memory with a prefix index: either way a
 request's records are listed without reading the others'.
 """

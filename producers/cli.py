@@ -13,8 +13,13 @@ import gc
 import sys
 
 # What the imports below build lives to the end of a command: the collector walking it again
-# and again while it is being built took ~15 ms of a one-shot run's start (the state is put
-# back after them; main() then freezes the heap out of the collector's sight).
+# and again while it is being built took ~15 ms of a one-shot run's start. After them it is
+# moved out of the youngest generation before collecting resumes: re-enabling alone left every
+# object made meanwhile in the youngest generation, and the first allocation after it paid a
+# collection walking them all (~10-20 ms). Freezing and unfreezing at once moves them to the
+# oldest generation (two list merges, the counts reset), where the collector would have put
+# these long-lived objects anyway: a Python caller's heap is frozen by nothing (main() freezes
+# it in a command's own process).
 _COLLECTING = gc.isenabled()
 gc.disable()
 # httpx imports its own command-line client (rich, click, pygments: ~35 ms of a one-shot run's
@@ -45,6 +50,8 @@ from streams.events import ResumeRequest, StatusEvent
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
 if _COLLECTING:
+    gc.freeze()
+    gc.unfreeze()
     gc.enable()
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -102,13 +102,16 @@ class Context:
         evaluators: EvaluatorRegistry | None = None,
         teams: TeamDirectory | None = None,
         checkpoint: Callable[[], Awaitable[None]] | None = None,
+        prometheus: bool = True,
     ) -> Context:
-        """Wire the parts for ``settings``; registries default to ``@task`` and ``@evaluator``."""
+        """Wire the parts for ``settings``; registries default to ``@task`` and ``@evaluator``.
+        ``prometheus=False``: nobody will scrape this pipeline's series (a one-shot run), so
+        its metrics are the JSON counters only."""
         tasks = tasks if tasks is not None else default_tasks
         evaluators = evaluators if evaluators is not None else default_evaluators
         teams = teams if teams is not None else TeamDirectory.from_settings(settings)
         aborts = Aborts(tables.aborted)
-        metrics = Metrics()
+        metrics = Metrics(prometheus=prometheus)
         limiters = Limiters(settings.limiters, settings.teams)
         # At start, not at the first call: a task naming an undeclared limiter is a mistake.
         limiters.check({**tasks.limiters(), **evaluators.limiters()})

@@ -224,7 +224,8 @@ def create_app(
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings) if durable_tables else Tables.in_memory()
     context = Context.build(
-        settings, tables, tasks=tasks, evaluators=evaluators, checkpoint=lambda: _flush(app)
+        settings, tables, tasks=tasks, evaluators=evaluators, checkpoint=lambda: _flush(app),
+        prometheus=web,  # only the web server exposes the series
     )
     pipeline = Pipeline(settings, app, topics, context, steps(context))
     publisher = Publisher(

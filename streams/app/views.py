@@ -65,6 +65,7 @@ def register_views(pipeline: Pipeline, role: str = "all") -> None:
     board = Board()
     app.add_dependency(StatusFeed(pipeline.settings, board))
     registry = pipeline.metrics.registry
+    assert registry is not None  # a worker with views is built with its Prometheus series
     registry.register(WorkerCollector(pipeline))
     register_page(pipeline, board, role)
 

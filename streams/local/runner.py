@@ -128,7 +128,8 @@ class LocalRun:
     ) -> None:
         self.settings = settings
         self.context = Context.build(
-            settings, Tables.in_memory(), tasks=tasks, evaluators=evaluators, teams=teams
+            settings, Tables.in_memory(), tasks=tasks, evaluators=evaluators, teams=teams,
+            prometheus=False,  # no web server here: the summary and snapshot carry the counts
         )
         # A caller may wrap a step (a test that loses work on purpose), as with create_app.
         self.steps = steps(self.context)

@@ -18,12 +18,13 @@ REPO = Path(__file__).resolve().parents[3]
 KAFKA_LIBRARIES = ("faust", "aiokafka", "aiohttp", "mode", "kafka")
 
 
-def loaded_after(code: str) -> list[str]:
-    """The Kafka libraries in ``sys.modules`` after ``code`` ran in a fresh interpreter."""
+def loaded_after(code: str, libraries: tuple[str, ...] = KAFKA_LIBRARIES) -> list[str]:
+    """The ``libraries`` (default: Kafka's) in ``sys.modules`` after ``code`` ran in a fresh
+    interpreter."""
     probe = textwrap.dedent(code) + textwrap.dedent(f"""
         import json, sys
         print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}}
-                                & set({list(KAFKA_LIBRARIES)!r}))))
+                                & set({list(libraries)!r}))))
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     for name in [k for k in env if k.startswith(("KAFKA_", "RESUME_"))]:
@@ -39,8 +40,7 @@ def test_importing_the_one_shot_entry_points_loads_no_kafka_library(module: str)
     assert loaded_after(f"import {module}") == []
 
 
-def test_a_whole_embedded_run_loads_no_kafka_library() -> None:
-    code = """
+EMBEDDED_RUN = """
         import asyncio
         from config import Settings
         from producers.runner import run_request
@@ -70,7 +70,15 @@ def test_a_whole_embedded_run_loads_no_kafka_library() -> None:
 
         asyncio.run(main())
     """
-    assert loaded_after(code) == []
+
+
+def test_a_whole_embedded_run_loads_no_kafka_library() -> None:
+    assert loaded_after(EMBEDDED_RUN) == []
+
+
+def test_a_whole_embedded_run_loads_no_prometheus_client() -> None:
+    """Nobody scrapes a one-shot run: its counters are the summary's and the JSON snapshot's."""
+    assert loaded_after(EMBEDDED_RUN, ("prometheus_client",)) == []
 
 
 def test_the_kafka_codec_is_faust_s_and_wraps_the_pure_one() -> None:

@@ -54,6 +54,20 @@ def test_counters_follow_the_naming_conventions_and_carry_their_labels() -> None
     assert m.dead_letters == 1 and m.snapshot()["failures"] == 1
 
 
+def test_a_pipeline_nobody_scrapes_counts_in_its_snapshot_only() -> None:
+    m = Metrics(prometheus=False)
+    m.count(Outcome.SUCCEEDED, task="t", started=m.task_started())
+    m.in_flight -= 1
+    m.count_evaluation(Outcome.FAILED, evaluator="e", started=0.0)
+    m.dead_lettered("phoenix")
+    m.status(StatusEvent(request_id="r", experiment_id="e", state=RequestState.COMPLETE,
+                         message="done", summary={"verify_passes": 1}))
+    assert m.registry is None and m.series is None
+    snapshot = m.snapshot()
+    assert snapshot["runs"]["succeeded"] == 1 and snapshot["evaluations"]["failed"] == 1
+    assert snapshot["dead_letters"] == 1 and snapshot["in_flight"] == 0
+
+
 def test_each_worker_has_a_registry_of_its_own() -> None:
     first, second = Metrics(), Metrics()
     first.count(Outcome.SUCCEEDED, task="t")

@@ -22,7 +22,7 @@ from streams.app.recovery import Recovery
 from streams.app.stores import store_url
 from streams.context import Tables
 from streams.coordinator import Lane
-from streams.keyspace import PrefixListing
+from streams.keyspace import keys_with_prefix
 from streams.summary import Summary
 
 M = TypeVar("M", bound=BaseModel)
@@ -77,10 +77,8 @@ class StoredTable(MutableMapping[str, Any]):
         return len(self.table)
 
     def keys_with_prefix(self, prefix: str) -> Iterator[str]:
-        store = self.table.data
-        if isinstance(store, PrefixListing):  # the per-pair tables' stores
-            return store.keys_with_prefix(prefix)
-        return (key for key in self.table if key.startswith(prefix))
+        # The per-pair tables' stores list a prefix themselves; any other store is scanned.
+        return keys_with_prefix(self.table.data, prefix)
 
 
 class ModelTable(StoredTable, Generic[M]):

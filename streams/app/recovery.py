@@ -1,6 +1,6 @@
 """Faust's table recovery, with the order and the safety net a hand-off needs.
 
-Two ways Faust loses records around a rebalance, and what this class does about them:
+Three ways Faust's recovery loses or waits for records, and what this class does about them:
 
 - **Stream records dropped as recovery ends.** Faust resumes the stream partitions, awaits a
   seek to their committed offsets, and then resumes its flow control, which empties every
@@ -19,6 +19,12 @@ Two ways Faust loses records around a rebalance, and what this class does about 
   the net under any other: a changelog partition behind its highwater, whose consumer position
   is past the last record recovery received, silent for :data:`QUIET_SECONDS`, is sought back
   to that record. Reading a record twice is harmless: recovery ignores offsets it has seen.
+- **Changelog records that cannot be decoded.** Faust throws a record's decode error into
+  recovery's queue instead of the record, so recovery never counts it as received: a changelog
+  partition ending in such a record (a tombstone or a 5 MB message whose key is not JSON, put
+  there by hand or by a broken producer) kept the worker recovering forever.
+  ``streams.app.changelogs`` passes over the record and :meth:`Recovery.pass_over` counts it as
+  read; recovery then ends at its next look (within 5 s, Faust's wait for a changelog record).
 """
 
 from __future__ import annotations
@@ -96,6 +102,19 @@ class Recovery(FaustRecovery):
             consumer.resume_partitions(held)
             consumer._thread.wake_fetch()  # aiokafka may hold their records already
 
+    def pass_over(self, tp: TP, offset: int) -> None:
+        """Count the changelog record at ``tp``/``offset`` as read without applying it."""
+        for tps, offsets, received_at in (
+            (self.active_tps, self.active_offsets, self._active_events_received_at),
+            (self.standby_tps, self.standby_offsets, self._standby_events_received_at),
+        ):
+            if tp in tps:
+                seen = offsets.get(tp)
+                if seen is None or offset > seen:
+                    offsets[tp] = offset
+                received_at[tp] = monotonic()
+                return
+
     @Service.timer(CHECK_SECONDS)
     async def _reread_lost_records(self) -> None:
         await self.reread_lost_records()
@@ -132,5 +151,8 @@ class Recovery(FaustRecovery):
 # Private parts of Faust this class relies on: fail at import, not at the first hand-off.
 if not all(hasattr(FaustRecovery, name) for name in (
     "on_recovery_completed", "_resume_streams", "_is_changelog_tp", "_set_recovery_started"
-)) or not hasattr(FaustTableManager, "_recovery"):
+)) or not hasattr(FaustTableManager, "_recovery") or not all(
+    name in FaustRecovery.__annotations__
+    for name in ("_active_events_received_at", "_standby_events_received_at")
+):
     raise RuntimeError("this Faust's recovery has changed: streams.app.recovery needs a look")

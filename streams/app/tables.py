@@ -18,6 +18,7 @@ from faust.types import TableT
 from pydantic import BaseModel
 
 from config import Settings
+from streams.app.changelogs import pass_over_undecodable
 from streams.app.recovery import Recovery
 from streams.app.stores import store_url
 from streams.context import Tables
@@ -109,20 +110,24 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
     partitions = settings.control_partitions
     on_disk = settings.table_store == "rocksdb"
 
+    def table(name: str, partitions: int, **options: Any) -> TableT:
+        return pass_over_undecodable(app.Table(name, key_type=str, partitions=partitions,
+                                               **options))
+
     def per_pair(name: str, partitions: int) -> StoredTable:
-        store = store_url(name, on_disk=on_disk)
-        return StoredTable(app.Table(name, key_type=str, partitions=partitions, store=store))
+        return StoredTable(table(name, partitions, store=store_url(name, on_disk=on_disk)))
+
+    def global_table(name: str) -> TableT:
+        return pass_over_undecodable(app.GlobalTable(name, key_type=str, partitions=partitions))
 
     return Tables(
-        summaries=ModelTable(
-            app.Table("summaries", key_type=str, partitions=partitions), Summary
-        ),
-        lanes=ModelTable(app.Table("lanes", key_type=str, partitions=partitions), Lane),
+        summaries=ModelTable(table("summaries", partitions), Summary),
+        lanes=ModelTable(table("lanes", partitions), Lane),
         finished=per_pair("finished", partitions),
         # No value_type: Faust's changelog recovery can only rebuild Faust records or
         # JSON-native values, so these hold plain JSON (str, bool).
-        aborted=app.GlobalTable("aborted", key_type=str, partitions=partitions),
-        ended=app.GlobalTable("ended", key_type=str, partitions=partitions),
+        aborted=global_table("aborted"),
+        ended=global_table("ended"),
         # Written by task agents from the work topic: same partition count.
         done=per_pair("done", settings.work_partitions),
         # Written by evaluator agents from the evaluations topic: same partition count.

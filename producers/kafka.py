@@ -56,13 +56,16 @@ async def assign_at_end(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> No
     """
     tps: list[TopicPartition] = []
     for topic in topics:
-        partitions = None
+        # A started consumer's metadata names no topic yet: the first update mostly finds it,
+        # and only a miss after that waits before asking again.
+        partitions = consumer.partitions_for_topic(topic)
         for _ in range(50):
-            partitions = consumer.partitions_for_topic(topic)
             if partitions:
                 break
             await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                await asyncio.sleep(0.1)
         if not partitions:
             raise RuntimeError(f"topic {topic!r} does not exist on the broker")
         tps.extend(TopicPartition(topic, p) for p in sorted(partitions))

@@ -124,7 +124,12 @@ async def wait_for_deployment(
     its topics are known to exist)."""
     if ensure:
         await ensure_topics(settings)  # its status topic, as before a request is published
+    # Mostly the deployment has nothing on the experiment: one short-lived reader says so.
+    latest = await _latest_status(settings, experiment_id)
+    if latest is None or latest.state.is_final:
+        return
     async with StatusFollower(settings) as follower:  # from now on, so no end is missed
+        # A second look, once followed: the end may have come since the first.
         latest = await _latest_status(settings, experiment_id)
         if latest is None or latest.state.is_final:
             return
@@ -161,16 +166,13 @@ async def _keep_polling(consumer: AIOKafkaConsumer) -> None:
         await consumer.getmany(timeout_ms=1000)
 
 
-async def _announce(settings: Settings, experiment_id: str, holder: Holder) -> None:
-    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.topics.leases, key=experiment_id.encode(),
-            value=json.dumps(asdict(holder)).encode(),
-        )
-    finally:
-        await producer.stop()
+async def _announce(
+    settings: Settings, producer: AIOKafkaProducer, experiment_id: str, holder: Holder
+) -> None:
+    await producer.send_and_wait(
+        settings.topics.leases, key=experiment_id.encode(),
+        value=json.dumps(asdict(holder)).encode(),
+    )
 
 
 async def _announced_holder(settings: Settings, experiment_id: str) -> Holder | None:
@@ -202,7 +204,35 @@ async def experiment_lease(
     # One admin client for the deployment's public topics (its status is read next) and ours.
     lease_spec = TopicSpec(1, {"cleanup.policy": "compact"})
     await ensure_topics(settings, {**public_topics(settings), topic: lease_spec})
-    await wait_for_deployment(settings, experiment_id, on_wait, ensure=False)
+    # The deployment is checked while the group assigns the lease, and the announcer connects
+    # meanwhile: the block begins once both hold. Holding the lease while the deployment
+    # finishes a request only keeps other runs waiting, as they would.
+    checking = asyncio.create_task(
+        wait_for_deployment(settings, experiment_id, on_wait, ensure=False))
+    announcer = AIOKafkaProducer(**connection_options(settings), acks="all")
+    connecting = asyncio.create_task(announcer.start())
+    try:
+        async with _lease_group(settings, experiment_id, holder, on_wait) as waited:
+            await checking
+            if waited:  # the deployment may have taken a request meanwhile
+                await wait_for_deployment(settings, experiment_id, on_wait, ensure=False)
+            await connecting
+            await _announce(settings, announcer, experiment_id, holder)
+            yield
+    finally:
+        for task in (checking, connecting):
+            task.cancel()
+        await asyncio.gather(checking, connecting, return_exceptions=True)
+        await announcer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _lease_group(
+    settings: Settings, experiment_id: str, holder: Holder, on_wait: OnWait
+) -> AsyncIterator[bool]:
+    """Be assigned the lease's partition for the duration of the block; whether it was
+    waited for (another run held it)."""
+    topic = settings.topics.leases
     assigned = asyncio.Event()
     consumer = AIOKafkaConsumer(
         **connection_options(settings),
@@ -233,10 +263,7 @@ async def experiment_lease(
             with contextlib.suppress(TimeoutError):  # woken at once when it is ours
                 await asyncio.wait_for(assigned.wait(), 0.5)
             assigned.clear()
-        if told_at is not None:  # it waited: the deployment may have taken a request meanwhile
-            await wait_for_deployment(settings, experiment_id, on_wait, ensure=False)
-        await _announce(settings, experiment_id, holder)
-        yield
+        yield told_at is not None
     finally:
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -51,6 +51,7 @@ def isolated(settings: Settings) -> Settings:
             # assign and delete them.
             "control_partitions": 1,
             "work_partitions": 1,
+            "event_partitions": 1,
         }
     )
 
@@ -95,38 +96,56 @@ async def _on_worker(
     """Start the worker and the run's Kafka clients together, then publish once the lease is
     held and follow the request to its final status event."""
     settings = pipeline.settings
-    await prepare_kafka(pipeline)  # every topic of the namespace, for the worker and follower
     follower, publisher = StatusFollower(settings), RequestPublisher(settings)
     async with contextlib.AsyncExitStack() as clients:
-        opening = asyncio.create_task(_open(clients, follower, publisher))
+        # The publisher connects beside the topics' creation and the worker's start.
+        side = [asyncio.create_task(clients.enter_async_context(publisher))]
+        warming: asyncio.Task[None] | None = None
         try:
+            await prepare_kafka(pipeline)  # every topic of the namespace
+            # Positioned at the end of the run's status topic before anything is published.
+            side.append(asyncio.create_task(clients.enter_async_context(follower)))
             async with worker_running(pipeline, prepare=False):
-                await opening
+                # The first span exporter, built in a thread while the request's first hops
+                # wait on the broker and Phoenix, instead of when the first task asks for its
+                # tracer (the thread takes the interpreter's lock: earlier, it slowed the start).
+                warming = asyncio.create_task(_prepare_tracing(pipeline, request))
+                await asyncio.gather(*side)
                 await held()
                 await publisher.publish(request)
-                final: StatusEvent | None = None
-                async for status in follower.follow(request.request_id):
-                    if on_status is not None:
-                        on_status(status)
-                    final = status
-                assert final is not None  # follow() only returns after a final event
-                if limiters := pipeline.context.limiters.snapshot():
-                    final = final.model_copy(
-                        update={"summary": {**final.summary, "limiters": limiters}})
-                return final
+                return await _final(pipeline, follower, request, on_status)
         finally:
-            if not opening.done():
-                opening.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await opening
+            for task in side:
+                task.cancel()
+            # Each one done before the clients close: none enters the stack after its exit;
+            # the exporter's thread cannot be cancelled, and it is shut down with the tracing.
+            await asyncio.gather(*side, *([warming] if warming else []), return_exceptions=True)
 
 
-async def _open(
-    clients: contextlib.AsyncExitStack, follower: StatusFollower, publisher: RequestPublisher
-) -> None:
-    # Positioned at the end of the run's status topic before anything is published.
-    await clients.enter_async_context(follower)
-    await clients.enter_async_context(publisher)
+async def _final(
+    pipeline: Pipeline, follower: StatusFollower, request: ResumeRequest,
+    on_status: OnStatus | None,
+) -> StatusEvent:
+    """Follow ``request`` to its final status event (with the run's limiters in its summary)."""
+    final: StatusEvent | None = None
+    async for status in follower.follow(request.request_id):
+        if on_status is not None:
+            on_status(status)
+        final = status
+    assert final is not None  # follow() only returns after a final event
+    if limiters := pipeline.context.limiters.snapshot():
+        final = final.model_copy(update={"summary": {**final.summary, "limiters": limiters}})
+    return final
+
+
+async def _prepare_tracing(pipeline: Pipeline, request: ResumeRequest) -> None:
+    tracing = pipeline.context.teams.known_tracing(request.team)
+    if tracing is None:
+        return
+    try:
+        await asyncio.to_thread(tracing.prepare)
+    except Exception as exc:  # the first task builds its exporter then, and says what fails
+        log.warning("could not build the span exporter ahead: %r", exc)
 
 
 async def _delete_namespace(settings: Settings) -> None:

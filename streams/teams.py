@@ -104,6 +104,12 @@ class TeamDirectory:
             self._tracing[name] = _tracing(*self._endpoint(name))
         return self._tracing[name]
 
+    def known_tracing(self, team: str | None) -> Tracing | None:
+        """``team``'s tracing, as :meth:`tracing`, or None for a team this directory does not
+        know (the coordinator refuses its requests): for preparing it ahead of a first task."""
+        name = self._name(team)
+        return self.tracing(team) if name in self._tracing or name in self.teams else None
+
     def _endpoint(self, name: str) -> tuple[Settings, str, dict[str, str]]:
         """A configured team's Phoenix host and headers (its key added to the shared ones)."""
         config = self.teams[name]

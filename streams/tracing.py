@@ -14,6 +14,7 @@ item's ``traceparent`` header, and the completed-run event carries the run's own
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -133,7 +134,13 @@ def finish_span(
 
 
 class Tracing:
-    """Tracer providers per Phoenix project, created on first use and flushed on shutdown."""
+    """Tracer providers per Phoenix project, created on first use and flushed on shutdown.
+
+    The first exporter of a process costs ~40-50 ms to build (its HTTP transport imports
+    ``requests`` and builds a session), and it was built when the first task asked for its
+    project's tracer: every run's first task waited for it. :meth:`prepare` builds one ahead,
+    while a run starts (its project is not known yet), and the first project's tracer takes it.
+    """
 
     def __init__(
         self, endpoint: str | None, headers: Mapping[str, str] | None = None, *, enabled: bool = True
@@ -145,6 +152,8 @@ class Tracing:
         # One tracer per project, made once: the SDK's get_tracer builds a new one each call
         # and resets the warnings filters as it does (tens of microseconds a run).
         self._tracers: dict[str, Tracer] = {}
+        self._spare: OTLPSpanExporter | None = None
+        self._lock = threading.Lock()  # prepare() may run in a thread beside the loop
 
     @classmethod
     def disabled(cls) -> Tracing:
@@ -164,11 +173,29 @@ class Tracing:
         tracer = self._tracers.get(project_name)
         if tracer is None:
             provider = TracerProvider(resource=Resource.create({PROJECT_ATTRIBUTE: project_name}))
-            exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=self._headers)
+            with self._lock:
+                exporter, self._spare = self._spare, None
+            if exporter is None:
+                exporter = self._exporter()
             provider.add_span_processor(BatchSpanProcessor(exporter))
             self._providers[project_name] = provider
             tracer = self._tracers[project_name] = provider.get_tracer("phoenix-resume-stream")
         return tracer
+
+    def prepare(self) -> None:
+        """Build an exporter now for the first project's tracer (nothing when tracing is off,
+        a tracer was made already, or one is ready); safe to call from another thread."""
+        if not self.enabled or self._tracers or self._spare is not None:
+            return
+        exporter = self._exporter()
+        with self._lock:
+            if self._spare is None and not self._tracers:
+                self._spare, exporter = exporter, None
+        if exporter is not None:  # a tracer was made meanwhile, with an exporter of its own
+            exporter.shutdown()
+
+    def _exporter(self) -> OTLPSpanExporter:
+        return OTLPSpanExporter(endpoint=self.endpoint, headers=self._headers)
 
     def flush(self, timeout_millis: int = 10_000) -> None:
         for provider in self._providers.values():
@@ -177,5 +204,9 @@ class Tracing:
     def shutdown(self) -> None:
         for provider in self._providers.values():
             provider.shutdown()
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.shutdown()
         self._providers.clear()
         self._tracers.clear()

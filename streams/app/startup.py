@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 def worker_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
     """Every topic a worker of ``pipeline`` subscribes to: its topics, its agents' and its
     tables' changelogs."""
-    declared = [getattr(pipeline.topics, f.name) for f in dataclasses.fields(pipeline.topics)]
-    declared = [topic for topic in declared if topic is not None]  # no mirror, say
+    # Not the status mirror: it is the deployment's status topic, created with the deployment's
+    # partition count by its workers and by a one-shot run's lease (this namespace's count
+    # may differ), and this worker only produces to it.
+    declared = [getattr(pipeline.topics, f.name) for f in dataclasses.fields(pipeline.topics)
+                if f.name != "status_mirror"]
+    declared = [topic for topic in declared if topic is not None]
     # Agents declared on the app beside the pipeline's own (a probe, a team's extra agent) are
     # subscribed too: left to Faust, their topic could miss the first assignment.
     agents = [agent.channel for agent in pipeline.app.agents.values()

@@ -59,3 +59,27 @@ def test_a_topic_is_ready_when_every_wanted_partition_has_a_leader() -> None:
     ]
     assert _without_leaders(metadata, wanted) == {"b", "c", "d"}
     assert _without_leaders([described("a", [])], ["a"]) == {"a"}  # no partitions listed yet
+
+
+def test_a_private_worker_has_one_partition_a_topic_and_leaves_the_mirror_out(
+    tmp_path: Path,
+) -> None:
+    from producers.private_run import isolated
+
+    deployment = Settings(data_dir=tmp_path, topic_prefix="t.", app_id="a")
+    private = isolated(deployment)
+    pipeline = create_app(private, web=False, durable_tables=False)
+    specs = worker_topics(pipeline)
+    assert pipeline.topics.status_mirror is not None
+    # The mirror is the deployment's status topic: its partition count is the deployment's,
+    # ensured by the lease, never this namespace's.
+    assert deployment.topics.status not in specs
+    assert specs and all(spec == TopicSpec(1) for spec in specs.values())
+    assert all(name.startswith(private.topic_prefix) for name in specs)
+
+
+def test_faust_does_not_declare_the_topics_a_worker_created_before_it_started(
+    tmp_path: Path,
+) -> None:
+    pipeline = create_app(Settings(data_dir=tmp_path, topic_prefix="t.", app_id="a"), web=False)
+    assert pipeline.app.conf.topic_allow_declare is False

@@ -106,3 +106,13 @@ def test_admission_refuses_an_unknown_team_where_none_are_configured() -> None:
     nope = ResumeRequest(experiment_id="e1", task="answer", team="nope")
     assert "unknown team 'nope'" in refusal(nope, deployed, tasks, tasks)
     assert refusal(nope.model_copy(update={"team": None}), deployed, tasks, tasks) is None
+
+
+def test_known_tracing_is_a_known_teams_and_none_for_a_team_it_would_refuse(
+    directory: TeamDirectory,
+) -> None:
+    assert directory.known_tracing("search") is directory.tracing("search")
+    assert directory.known_tracing("nope") is None
+    assert directory.known_tracing(None) is None  # with teams, a request must name one
+    alone = TeamDirectory.from_settings(Settings(phoenix_host="http://one:1"))
+    assert alone.known_tracing("whoever") is alone.tracing(None)

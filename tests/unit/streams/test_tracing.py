@@ -147,3 +147,33 @@ def test_one_provider_per_project() -> None:
     finally:
         tracing.shutdown()  # nothing was recorded, so nothing is exported
     assert tracing._providers == {} and tracing._tracers == {}
+
+
+def _processor_exporter(tracing: Tracing, project: str) -> object:
+    processor = tracing._providers[project]._active_span_processor._span_processors[0]
+    return processor.span_exporter
+
+
+def test_the_exporter_prepared_ahead_serves_the_first_project_only() -> None:
+    tracing = Tracing("http://127.0.0.1:1/v1/traces")
+    tracing.prepare()
+    spare = tracing._spare
+    assert spare is not None
+    tracing.tracer("p1")
+    assert _processor_exporter(tracing, "p1") is spare and tracing._spare is None
+    tracing.prepare()  # a tracer exists: nothing more is built ahead
+    assert tracing._spare is None
+    tracing.tracer("p2")
+    assert _processor_exporter(tracing, "p2") is not spare
+    tracing.shutdown()
+
+
+def test_preparing_disabled_tracing_builds_nothing_and_a_spare_is_shut_down() -> None:
+    off = Tracing.disabled()
+    off.prepare()
+    assert off._spare is None
+    tracing = Tracing("http://127.0.0.1:1/v1/traces")
+    tracing.prepare()
+    spare = tracing._spare
+    tracing.shutdown()
+    assert tracing._spare is None and spare._shutdown

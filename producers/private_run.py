@@ -109,7 +109,8 @@ async def _on_worker(
                 # The first span exporter, built in a thread while the request's first hops
                 # wait on the broker and Phoenix, instead of when the first task asks for its
                 # tracer (the thread takes the interpreter's lock: earlier, it slowed the start).
-                warming = asyncio.create_task(_prepare_tracing(pipeline, request))
+                warming = asyncio.create_task(
+                    pipeline.context.teams.prepare_tracing(request.team))
                 await asyncio.gather(*side)
                 await held()
                 await publisher.publish(request)
@@ -136,16 +137,6 @@ async def _final(
     if limiters := pipeline.context.limiters.snapshot():
         final = final.model_copy(update={"summary": {**final.summary, "limiters": limiters}})
     return final
-
-
-async def _prepare_tracing(pipeline: Pipeline, request: ResumeRequest) -> None:
-    tracing = pipeline.context.teams.known_tracing(request.team)
-    if tracing is None:
-        return
-    try:
-        await asyncio.to_thread(tracing.prepare)
-    except Exception as exc:  # the first task builds its exporter then, and says what fails
-        log.warning("could not build the span exporter ahead: %r", exc)
 
 
 async def _delete_namespace(settings: Settings) -> None:

@@ -13,11 +13,14 @@ that team's Phoenix server with that team's key only.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 
 from config import Settings, TeamConfig
 from streams.phoenix import PhoenixClient, RetryPolicy
 from streams.tracing import Tracing
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEAM = "default"
 
@@ -109,6 +112,18 @@ class TeamDirectory:
         know (the coordinator refuses its requests): for preparing it ahead of a first task."""
         name = self._name(team)
         return self.tracing(team) if name in self._tracing or name in self.teams else None
+
+    async def prepare_tracing(self, team: str | None) -> None:
+        """Build ``team``'s first span exporter in a thread (:meth:`Tracing.prepare`), for a
+        one-shot run to await beside its first hops; a failure is only logged: the first
+        task then builds its exporter and says what fails."""
+        tracing = self.known_tracing(team)
+        if tracing is None:
+            return
+        try:
+            await asyncio.to_thread(tracing.prepare)
+        except Exception as exc:
+            log.warning("could not build the span exporter ahead: %r", exc)
 
     def _endpoint(self, name: str) -> tuple[Settings, str, dict[str, str]]:
         """A configured team's Phoenix host and headers (its key added to the shared ones)."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -21,6 +22,8 @@ from streams.codec import PydanticCodec, Undecodable
 from streams.events import CompletedRun, RequestState, ResumeRequest, StatusEvent
 from streams.kafka.connection import connection_options
 from streams.tracing import inject, new_root_context
+
+log = logging.getLogger(__name__)
 
 
 class RequestPublisher:
@@ -125,7 +128,10 @@ class StatusFollower:
                             quiet_at = loop.time() + self.settle_seconds
                         continue
                     status = self._codec.loads(message.value)
-                    if isinstance(status, Undecodable) or status.request_id != request_id:
+                    if isinstance(status, Undecodable):
+                        passed_over(message, status)
+                        continue
+                    if status.request_id != request_id:
                         continue
                     if held is not None:
                         continue
@@ -138,6 +144,13 @@ class StatusFollower:
                     if status.state.is_final:
                         return
         yield held.model_copy(update={"summary": with_late_runs(held.summary, ran)})
+
+
+def passed_over(record: Any, bad: Undecodable) -> None:
+    """Say that a status topic's ``record`` is no status event: nothing else will (no agent
+    reads the topic, so it never becomes a dead letter)."""
+    log.warning("passed over %s[%d]@%d, not a status event (%s): %s", record.topic,
+                record.partition, record.offset, bad.reason, bad.error[:300])
 
 
 def with_late_runs(summary: dict[str, Any], ran: dict[tuple[str, int], bool]) -> dict[str, Any]:

@@ -437,13 +437,18 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         ]
         for letter in letters:
             print(
-                f"{letter.position}\t{letter.reason}\tfrom {letter.source_topic}"
-                f"[{letter.source_partition}]@{letter.source_offset}\t{len(letter.value)} bytes"
-                f"\t{letter.error}"
+                f"{letter.position}\t{_one_line(letter.reason)}\tfrom "
+                f"{_one_line(letter.source_topic)}[{letter.source_partition}]@"
+                f"{letter.source_offset}\t{len(letter.value)} bytes\t{_one_line(letter.error)}"
             )
         if args.replay:
             count = await replay(settings, letters)
             print(f"replayed {count} dead letter(s)", file=sys.stderr)
+            if count < len(letters):
+                print(f"phoenix-resume: {len(letters) - count} of {len(letters)} dead letter(s) "
+                      "were not replayed (see the warnings above); they stay listed",
+                      file=sys.stderr)
+                return EXIT_FAILED
         elif args.drop:
             count = await drop(settings, letters)
             print(f"dropped {count} dead letter(s): hidden from now on", file=sys.stderr)
@@ -452,6 +457,20 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
 
     return asyncio.run(act())
+
+
+def _one_line(text: str) -> str:
+    r"""``text`` on one line of one column: a letter's headers are anyone's bytes, and a tab,
+    a newline or a terminal's escape sequence in them would break the listing (or the
+    terminal).
+
+    >>> _one_line("a\tb\nc\x1b[2J")
+    'a b c\\x1b[2J'
+    """
+    return "".join(
+        " " if c in "\t\n\r" else c if c.isprintable() else c.encode("unicode_escape").decode()
+        for c in text
+    )
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,6 +21,7 @@ from config import Settings
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import CompletedRun, RequestState, ResumeRequest, StatusEvent
 from streams.kafka.connection import connection_options
+from streams.kafka.errors import TopicReadTimeoutError
 from streams.tracing import inject, new_root_context
 
 log = logging.getLogger(__name__)
@@ -194,11 +195,14 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> l
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"reading {topic} did not reach its end in {timeout:g} s")
-            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                raise TopicReadTimeoutError(
+                    f"reading {topic} did not reach its end in {timeout:g} s")
+            for messages in (await consumer.getmany(*remaining, timeout_ms=500)).values():
                 records.extend(messages)
-                if messages and messages[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
+            # The position, not the last record's offset: a partition can end in a record no
+            # consumer is handed (a transaction's commit marker, written by any transactional
+            # producer), and waiting for it took the whole timeout and then a traceback.
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
         return records
     finally:
         await consumer.stop()

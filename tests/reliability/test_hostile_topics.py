@@ -224,3 +224,29 @@ async def test_a_worker_with_a_limiter_starts_and_runs_past_garbage_on_the_limit
     assert final.state is RequestState.COMPLETE, final.message
     ok = successes(phoenix, built.experiment_id)
     assert len(ok) == built.total and max(ok.values()) == 1
+
+
+async def test_status_and_dead_letters_read_to_the_end_of_a_topic_ending_in_a_transaction(
+    make_settings,
+) -> None:
+    """A transactional producer's record on the status and dead-letter topics: each partition
+    then ends in a commit marker no consumer is handed. ``status`` and ``dead-letters`` still
+    read them to their end and answer (they waited 30 s for the marker, then a traceback)."""
+    settings = make_settings()
+    names = settings.topics
+    await ensure_topics(settings, {names.status: 1, names.dead_letters: 1})
+    producer = AIOKafkaProducer(**connection_options(settings),
+                                transactional_id=f"{settings.app_id}-hostile")
+    await producer.start()
+    try:
+        for topic in (names.status, names.dead_letters):
+            async with producer.transaction():
+                await producer.send_and_wait(topic, key=b"k", value=b"not json")
+    finally:
+        await producer.stop()
+    status = await cli(settings, "status")
+    letters = await cli(settings, "dead-letters")
+    for result in (status, letters):
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "passed over 1 record(s)" in status.stderr and "0 active request(s)" in status.stderr
+    assert "1 dead letter(s)" in letters.stderr

@@ -25,6 +25,10 @@ Three ways Faust's recovery loses or waits for records, and what this class does
   there by hand or by a broken producer) kept the worker recovering forever.
   ``streams.app.changelogs`` passes over the record and :meth:`Recovery.pass_over` counts it as
   read; recovery then ends at its next look (within 5 s, Faust's wait for a changelog record).
+- **Offsets that hold no record.** A transactional producer's record leaves its partition
+  ending in a commit marker, which no consumer is handed: recovery waited for it forever,
+  reading the partition again every few seconds. A partition read again to its end that
+  still brings nothing past the last record received is passed over up to its highwater.
 """
 
 from __future__ import annotations
@@ -85,6 +89,11 @@ class Recovery(FaustRecovery):
     """Faust's recovery: stream partitions resumed after the queues are emptied, and changelog
     partitions whose records were lost read again (see the module's docstring)."""
 
+    def __init__(self, app: Any, tables: Any, **kwargs: Any) -> None:
+        #: per partition read again: (last offset received, position) when it was sought back
+        self._reread: dict[TP, tuple[int | None, int | None]] = {}
+        super().__init__(app, tables, **kwargs)
+
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         await self._streams_resumed_last(super().on_recovery_completed, generation_id)
 
@@ -140,6 +149,21 @@ class Recovery(FaustRecovery):
                 positions[tp] = None
         for tp, offset in lost_reads(self.active_offsets, self.active_highwaters,
                                      positions, quiet).items():
+            state = (self.active_offsets.get(tp), positions[tp])
+            highwater = self.active_highwaters[tp]
+            if self._reread.get(tp) == state and (positions[tp] or 0) > highwater:
+                # Read again to the end and still nothing past the last record: what is left
+                # are offsets no consumer is handed (a transactional producer's markers).
+                log.warning(
+                    "recovery of %s[%d] passes over offsets %s to %d: read twice to the end, "
+                    "they hold no record (a transaction's markers)",
+                    tp.topic, tp.partition, (state[0] if state[0] is not None else -1) + 1,
+                    highwater,
+                )
+                self._reread.pop(tp)
+                self.pass_over(tp, highwater)
+                continue
+            self._reread[tp] = state
             log.warning(
                 "recovery of %s[%d] stalled with records read but never received "
                 "(position %s, last received %s): reading again from offset %d",

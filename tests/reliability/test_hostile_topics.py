@@ -250,3 +250,42 @@ async def test_status_and_dead_letters_read_to_the_end_of_a_topic_ending_in_a_tr
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "passed over 1 record(s)" in status.stderr and "0 active request(s)" in status.stderr
     assert "1 dead letter(s)" in letters.stderr
+
+
+async def test_changelogs_ending_in_a_transactions_marker_leave_the_next_worker_recovering(
+    make_settings, phoenix
+) -> None:
+    """A transactional producer's tombstone at the end of every changelog partition: each
+    then ends in a commit marker no consumer is handed, which the next worker's recovery
+    waited for forever. It passes over it, keeps the state, and runs the next request."""
+    first, second = (build_experiment(phoenix, examples=10, repetitions=1) for _ in range(2))
+    settings = make_settings(task_concurrency=4, page_size=10)
+    request = ResumeRequest(experiment_id=first.experiment_id, task="answer")
+    pipeline = create_app(settings, tasks=slow_tasks(), web=False)
+    async with running_worker(pipeline):
+        assert (await publish_and_follow(settings, request)).state is RequestState.COMPLETE
+    producer = AIOKafkaProducer(**connection_options(settings),
+                                transactional_id=f"{settings.app_id}-hostile")
+    await producer.start()
+    try:
+        for table in pipeline.app.tables.values():
+            for partition in range(table.changelog_topic.partitions):
+                async with producer.transaction():
+                    await producer.send_and_wait(table.changelog_topic.get_topic_name(),
+                                                 key=b'"k"', value=None, partition=partition)
+    finally:
+        await producer.stop()
+
+    again = create_app(settings, tasks=slow_tasks(), web=False)
+
+    async def recover_and_run():
+        async with running_worker(again):
+            final = await publish_and_follow(settings, ResumeRequest(
+                experiment_id=second.experiment_id, task="answer"))
+            return final, again.tables.summaries.get(request.request_id)
+
+    final, kept = await asyncio.wait_for(recover_and_run(), 90)
+    assert final.state is RequestState.COMPLETE, final.message
+    assert kept is not None and kept.state is RequestState.COMPLETE  # recovered around them
+    ok = successes(phoenix, second.experiment_id)
+    assert len(ok) == second.total and max(ok.values()) == 1

@@ -46,7 +46,7 @@ from producers.result import ResumeResult
 from producers.runner import raise_for_final, run_request
 from streams.errors import PhoenixResumeError
 from streams.evaluators import default_evaluators
-from streams.events import ResumeRequest, StatusEvent
+from streams.events import ResumeRequest, StatusEvent, summary_problem
 from streams.registry import RegistryError, default_tasks, import_modules, resolve_reference
 
 if _COLLECTING:
@@ -398,11 +398,18 @@ def _active_requests(settings: Settings) -> int:
         last: dict[str, StatusEvent] = {}
         for record in await read_topic(settings, settings.topics.status):
             status = codec.loads(record.value)
-            if not isinstance(status, Undecodable):
+            if isinstance(status, Undecodable):
+                passed.append(f"{record.partition}:{record.offset}")
+            else:
                 last[status.request_id] = status
         return last
 
+    passed: list[str] = []
     active = [s for s in asyncio.run(latest()).values() if not s.state.is_final]
+    if passed:
+        print(f"phoenix-resume: passed over {len(passed)} record(s) of {settings.topics.status} "
+              f"that are not status events (at {', '.join(passed[:5])}"
+              f"{', ...' if len(passed) > 5 else ''})", file=sys.stderr)
     print("request_id\texperiment_id\tstate\tteam\tfinished/published\tsucceeded\tfailed")
     for status in sorted(active, key=lambda s: s.at):
         s = status.summary
@@ -430,13 +437,18 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         ]
         for letter in letters:
             print(
-                f"{letter.position}\t{letter.reason}\tfrom {letter.source_topic}"
-                f"[{letter.source_partition}]@{letter.source_offset}\t{len(letter.value)} bytes"
-                f"\t{letter.error}"
+                f"{letter.position}\t{_one_line(letter.reason)}\tfrom "
+                f"{_one_line(letter.source_topic)}[{letter.source_partition}]@"
+                f"{letter.source_offset}\t{len(letter.value)} bytes\t{_one_line(letter.error)}"
             )
         if args.replay:
             count = await replay(settings, letters)
             print(f"replayed {count} dead letter(s)", file=sys.stderr)
+            if count < len(letters):
+                print(f"phoenix-resume: {len(letters) - count} of {len(letters)} dead letter(s) "
+                      "were not replayed (see the warnings above); they stay listed",
+                      file=sys.stderr)
+                return EXIT_FAILED
         elif args.drop:
             count = await drop(settings, letters)
             print(f"dropped {count} dead letter(s): hidden from now on", file=sys.stderr)
@@ -445,6 +457,20 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
 
     return asyncio.run(act())
+
+
+def _one_line(text: str) -> str:
+    r"""``text`` on one line of one column: a letter's headers are anyone's bytes, and a tab,
+    a newline or a terminal's escape sequence in them would break the listing (or the
+    terminal).
+
+    >>> _one_line("a\tb\nc\x1b[2J")
+    'a b c\\x1b[2J'
+    """
+    return "".join(
+        " " if c in "\t\n\r" else c if c.isprintable() else c.encode("unicode_escape").decode()
+        for c in text
+    )
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
@@ -459,10 +485,23 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     if response.status_code == 404:
         print(f"phoenix-resume: no request seen for experiment {args.experiment_id}", file=sys.stderr)
         return EXIT_FAILED
-    report = response.json()
-    for summary in report.get("requests", []):
-        print(format_summary(summary))
-    if not report.get("requests"):
+    try:
+        report = response.json()
+    except ValueError:
+        report = None
+    if not isinstance(report, dict) or not isinstance(report.get("requests", []), list):
+        print(f"phoenix-resume: the worker at {url} answered {response.status_code} without "
+              "a report of the experiment", file=sys.stderr)
+        return EXIT_FAILED
+    requests = report.get("requests") or []
+    for summary in requests:
+        problem = summary_problem(summary) if isinstance(summary, dict) else "not an object"
+        if problem is None:
+            print(format_summary(summary))
+        else:
+            print(f"phoenix-resume: passed over a request summary that cannot be read "
+                  f"({problem})", file=sys.stderr)
+    if not requests:
         print(json.dumps(report, indent=2))
     return EXIT_OK
 

@@ -6,7 +6,8 @@ original bytes and the headers ``dlq.reason``, ``dlq.error``, ``dlq.topic``,
 ``dlq.partition`` and ``dlq.offset``. Replaying publishes the original bytes, with the
 original key, to the topic they came from (with a ``dlq.replay-of`` header naming the letter).
 A letter too large to publish whole is kept truncated, with ``dlq.truncated``, ``dlq.size``
-and ``dlq.sha256`` (of the whole); it cannot be replayed, and a replay skips it.
+and ``dlq.sha256`` (of the whole); it cannot be replayed, and a replay skips it. A replay
+publishes only to the deployment's own topics, whatever a letter's ``dlq.topic`` says.
 
 Handled letters: replaying or dropping a letter appends a *marker* to the dead-letter topic
 itself (an empty value with ``dlq.handled: <partition>:<offset>`` and ``dlq.action``, in the
@@ -22,14 +23,18 @@ never make the list grow (3 poison letters replayed are 3 letters, not 6).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from config import Settings
 from producers.kafka import read_topic
 from streams.kafka.connection import connection_options
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,22 +118,60 @@ async def _mark(producer: AIOKafkaProducer, settings: Settings, letter: DeadLett
     )
 
 
+def replay_targets(settings: Settings) -> frozenset[str]:
+    """The topics a letter may be replayed to: the deployment's own, but the letters' own
+    topic (a replay there would be a letter again) and the lease topic (nothing is ever
+    dead-lettered from it)."""
+    names = settings.topics
+    return frozenset({names.requests, names.control, names.work, names.evaluations,
+                      names.completed_runs, names.status})
+
+
+def why_not_replayable(letter: DeadLetter, targets: frozenset[str]) -> str | None:
+    """Why ``letter`` cannot be replayed, if it cannot.
+
+    Anyone who can write to the dead-letter topic can write a "letter" naming any topic (or
+    none): a replay publishes only to the deployment's topics, never where a header says.
+    """
+    if letter.truncated:
+        return f"it holds only the first {len(letter.value)} of its {letter.size} bytes"
+    if letter.source_topic not in targets:
+        return (f"its source topic {letter.source_topic[:200]!r} is not one of this "
+                "deployment's topics")
+    return None
+
+
 async def replay(settings: Settings, letters: list[DeadLetter]) -> int:
     """Publish each letter's original bytes to its source topic, then mark it handled;
-    returns how many (truncated letters, which no longer hold their original, are skipped)."""
-    whole = [letter for letter in letters if not letter.truncated]
-    producer = AIOKafkaProducer(**connection_options(settings), acks="all")
+    returns how many. A letter that cannot be replayed (truncated, from a topic that is not
+    the deployment's, refused by the broker) is passed over with a warning and stays listed."""
+    targets = replay_targets(settings)
+    producer = AIOKafkaProducer(
+        **connection_options(settings), acks="all",
+        # Letters are up to a message and their headers (streams.publish.LETTER_HEADROOM).
+        max_request_size=settings.max_message_bytes + 65536,
+    )
     await producer.start()
+    replayed = 0
     try:
-        for letter in whole:
-            await producer.send_and_wait(
-                letter.source_topic, key=letter.key, value=letter.value,
-                headers=[(REPLAY_OF, letter.position.encode())],
-            )
+        for letter in letters:
+            problem = why_not_replayable(letter, targets)
+            if problem is None:
+                try:
+                    await producer.send_and_wait(
+                        letter.source_topic, key=letter.key, value=letter.value,
+                        headers=[(REPLAY_OF, letter.position.encode())],
+                    )
+                except KafkaError as exc:
+                    problem = f"the broker refused it: {type(exc).__name__}: {exc}"[:500]
+            if problem is not None:
+                log.warning("dead letter %s not replayed: %s", letter.position, problem)
+                continue
             await _mark(producer, settings, letter, "replayed")
+            replayed += 1
     finally:
         await producer.stop()
-    return len(whole)
+    return replayed
 
 
 async def drop(settings: Settings, letters: list[DeadLetter]) -> int:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -20,7 +21,10 @@ from config import Settings
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import CompletedRun, RequestState, ResumeRequest, StatusEvent
 from streams.kafka.connection import connection_options
+from streams.kafka.errors import TopicReadTimeoutError
 from streams.tracing import inject, new_root_context
+
+log = logging.getLogger(__name__)
 
 
 class RequestPublisher:
@@ -128,7 +132,10 @@ class StatusFollower:
                             quiet_at = loop.time() + self.settle_seconds
                         continue
                     status = self._codec.loads(message.value)
-                    if isinstance(status, Undecodable) or status.request_id != request_id:
+                    if isinstance(status, Undecodable):
+                        passed_over(message, status)
+                        continue
+                    if status.request_id != request_id:
                         continue
                     if held is not None:
                         continue
@@ -141,6 +148,13 @@ class StatusFollower:
                     if status.state.is_final:
                         return
         yield held.model_copy(update={"summary": with_late_runs(held.summary, ran)})
+
+
+def passed_over(record: Any, bad: Undecodable) -> None:
+    """Say that a status topic's ``record`` is no status event: nothing else will (no agent
+    reads the topic, so it never becomes a dead letter)."""
+    log.warning("passed over %s[%d]@%d, not a status event (%s): %s", record.topic,
+                record.partition, record.offset, bad.reason, bad.error[:300])
 
 
 def with_late_runs(summary: dict[str, Any], ran: dict[tuple[str, int], bool]) -> dict[str, Any]:
@@ -184,11 +198,14 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> l
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"reading {topic} did not reach its end in {timeout:g} s")
-            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                raise TopicReadTimeoutError(
+                    f"reading {topic} did not reach its end in {timeout:g} s")
+            for messages in (await consumer.getmany(*remaining, timeout_ms=500)).values():
                 records.extend(messages)
-                if messages and messages[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
+            # The position, not the last record's offset: a partition can end in a record no
+            # consumer is handed (a transaction's commit marker, written by any transactional
+            # producer), and waiting for it took the whole timeout and then a traceback.
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
         return records
     finally:
         await consumer.stop()

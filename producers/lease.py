@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -175,21 +175,54 @@ async def _announce(
     )
 
 
+def _holder(value: bytes | None) -> Holder | None:
+    """The holder a lease record announces, or None for a record that is not one (anyone
+    can write to the topic: a wrong field, a wrong type or a 5 MB host name is not a holder).
+
+    >>> _holder(b'{"request_id": "r1", "host": "h", "pid": 7, "since": "t"}').describe()
+    'request r1 on h (pid 7, since t)'
+    >>> _holder(b'{"request_id": 1}'), _holder(b'[1]'), _holder(b'\\xff'), _holder(None)
+    (None, None, None, None)
+    >>> _holder(b"[" * 20_000 + b"]" * 20_000) is None
+    True
+    """
+    try:
+        data = json.loads(value) if value else None
+    except (ValueError, RecursionError):  # (deep nesting: the last)
+        return None
+    if not isinstance(data, dict) or set(data) != {f.name for f in fields(Holder)}:
+        return None
+    texts = [data["request_id"], data["host"], data["since"]]
+    if not all(isinstance(t, str) and len(t) <= 256 for t in texts):
+        return None
+    if not isinstance(data["pid"], int) or isinstance(data["pid"], bool):
+        return None
+    return Holder(**data)
+
+
 async def _announced_holder(settings: Settings, experiment_id: str) -> Holder | None:
     """The latest holder announced for ``experiment_id`` on the (one-partition) lease topic."""
-    consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **connection_options(settings), enable_auto_commit=False, fetch_max_wait_ms=SHORT_WAIT_MS
+    )
     await consumer.start()
     try:
         tp = TopicPartition(settings.topics.leases, 0)
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, max(0, end - STATUS_TAIL))
-        holder = None
-        for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
+        position = max(0, end - STATUS_TAIL)
+        consumer.seek(tp, position)
+        key, holder = experiment_id.encode(), None
+        # To the end, not one fetch: a large record (or a long tail) fills a fetch, and the
+        # holder announced after it would go unnamed.
+        while position < end:
+            records = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+            if not records:
+                break
             for record in records:
-                if record.key == experiment_id.encode() and record.value:
-                    with contextlib.suppress(ValueError, TypeError):
-                        holder = Holder(**json.loads(record.value))
+                position = record.offset + 1
+                if record.key == key:
+                    holder = _holder(record.value) or holder
         return holder
     finally:
         await consumer.stop()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 
@@ -385,6 +385,52 @@ ControlEvent = Annotated[
 ]
 
 
+#: the counts of a public summary (``streams.summary.Summary.public``), whole numbers or absent
+SUMMARY_COUNTS = (
+    "incomplete_at_start", "published", "succeeded", "failed", "already_done", "skipped",
+    "dead_lettered", "finished", "in_flight", "evaluations_published", "evaluations_finished",
+    "verify_passes", "repaired", "aborted_repetition",
+)
+#: its texts, strings or absent
+SUMMARY_TEXTS = (
+    "request_id", "experiment_id", "task", "team", "state", "cause", "runner", "project_name",
+    "dataset_id", "dataset_experiments_url", "experiment_url", "queued_behind",
+    "aborted_example_id",
+)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def summary_problem(summary: dict[str, Any]) -> str | None:
+    """What keeps ``summary`` from being read as a public summary, if anything: every reader
+    (the status page, ``phoenix-resume status``, a follower's final block) adds up and prints
+    its counts, so a count that is not a number must not get that far.
+
+    >>> summary_problem({"succeeded": 3, "evaluations": {"exact": {"failed": 1}}}) is None
+    True
+    >>> summary_problem({"succeeded": "many"})
+    'succeeded: a whole number or nothing, not str'
+    >>> summary_problem({"evaluations": {"exact": None}})
+    "evaluations: evaluator name -> outcome -> whole number, not {'exact': None}"
+    """
+    for name in SUMMARY_COUNTS:
+        if summary.get(name) is not None and not _whole(summary[name]):
+            return f"{name}: a whole number or nothing, not {type(summary[name]).__name__}"
+    for name in SUMMARY_TEXTS:
+        if summary.get(name) is not None and not isinstance(summary[name], str):
+            return f"{name}: a string or nothing, not {type(summary[name]).__name__}"
+    evaluations = summary.get("evaluations")
+    if evaluations is not None and not (
+        isinstance(evaluations, dict)
+        and all(isinstance(c, dict) and all(_whole(n) for n in c.values())
+                for c in evaluations.values())
+    ):
+        return f"evaluations: evaluator name -> outcome -> whole number, not {evaluations!r:.80}"
+    return None
+
+
 class StatusEvent(Contract):
     """A lifecycle change or progress tick of a request (public, keyed by experiment id)."""
 
@@ -392,5 +438,16 @@ class StatusEvent(Contract):
     experiment_id: str
     state: RequestState
     message: str
+    #: the request's public summary (extra keys are kept; the known ones have their types)
     summary: dict[str, Any]
     at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("summary")
+    @classmethod
+    def _readable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The status topic is public: a message of the right outline with counts that are
+        # not numbers is as undecodable as one that is not JSON, not a crash of every page.
+        problem = summary_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value

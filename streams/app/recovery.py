@@ -25,6 +25,10 @@ Three ways Faust's recovery loses or waits for records, and what this class does
   there by hand or by a broken producer) kept the worker recovering forever.
   ``streams.app.changelogs`` passes over the record and :meth:`Recovery.pass_over` counts it as
   read; recovery then ends at its next look (within 5 s, Faust's wait for a changelog record).
+- **Offsets that hold no record.** A transactional producer's record leaves its partition
+  ending in a commit marker, which no consumer is handed: recovery waited for it forever,
+  reading the partition again every few seconds. A partition read again to its end, twice,
+  that still brings nothing past the last record received is passed over up to its highwater.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ CHECK_SECONDS = 2.0
 
 #: how long a partition behind its highwater may go without a record before it is read again
 QUIET_SECONDS = 6.0
+
+#: times a partition read again comes back to its end with nothing new before what is left
+#: counts as offsets that hold no record (more than once: a drop on the way is not that)
+REREADS_TO_THE_END = 2
 
 
 def lost_reads(
@@ -84,6 +92,12 @@ def lost_reads(
 class Recovery(FaustRecovery):
     """Faust's recovery: stream partitions resumed after the queues are emptied, and changelog
     partitions whose records were lost read again (see the module's docstring)."""
+
+    def __init__(self, app: Any, tables: Any, **kwargs: Any) -> None:
+        #: per partition read again: (last offset received, position) when it was sought
+        #: back, and how many times in a row it was at just that place
+        self._reread: dict[TP, tuple[tuple[int | None, int | None], int]] = {}
+        super().__init__(app, tables, **kwargs)
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         await self._streams_resumed_last(super().on_recovery_completed, generation_id)
@@ -140,6 +154,23 @@ class Recovery(FaustRecovery):
                 positions[tp] = None
         for tp, offset in lost_reads(self.active_offsets, self.active_highwaters,
                                      positions, quiet).items():
+            state = (self.active_offsets.get(tp), positions[tp])
+            highwater = self.active_highwaters[tp]
+            before, times = self._reread.get(tp, (None, 0))
+            times = times + 1 if before == state and (positions[tp] or 0) > highwater else 0
+            if times >= REREADS_TO_THE_END:
+                # Read again to the end, and again, and still nothing past the last record:
+                # what is left are offsets no consumer is handed (a transaction's markers).
+                log.warning(
+                    "recovery of %s[%d] passes over offsets %s to %d: read %d times to the "
+                    "end, they hold no record (a transaction's markers)",
+                    tp.topic, tp.partition, (state[0] if state[0] is not None else -1) + 1,
+                    highwater, times + 1,
+                )
+                self._reread.pop(tp)
+                self.pass_over(tp, highwater)
+                continue
+            self._reread[tp] = (state, times)
             log.warning(
                 "recovery of %s[%d] stalled with records read but never received "
                 "(position %s, last received %s): reading again from offset %d",

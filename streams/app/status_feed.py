@@ -73,5 +73,12 @@ class StatusFeed(Service):
             for messages in batches.values():
                 for message in messages:
                     status = self._codec.loads(message.value)
-                    if not isinstance(status, Undecodable):
+                    if isinstance(status, Undecodable):
+                        # No agent reads this topic, so no dead letter tells of it: this does.
+                        log.warning(
+                            "status board: passed over %s[%d]@%d, not a status event (%s): %s",
+                            message.topic, message.partition, message.offset, status.reason,
+                            status.error[:300],
+                        )
+                    else:
                         self.board.add(status)

@@ -23,3 +23,7 @@ class TopicCreationError(KafkaError):
 
 class TopicsNotReadyError(KafkaError):
     """Topics were created but the broker did not report their partitions' leaders in time."""
+
+
+class TopicReadTimeoutError(KafkaError):
+    """Reading a topic whole did not reach the end it had when the read began, in time."""

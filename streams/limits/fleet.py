@@ -191,9 +191,13 @@ class KafkaFleet:
             for record in records:
                 try:
                     message = json.loads(record.value)
-                except (TypeError, ValueError):
-                    continue  # not ours to read: skipped, the next heartbeat counts
+                except (TypeError, ValueError, RecursionError):  # (deep nesting: the last)
+                    message = None
                 if not isinstance(message, dict):
+                    # Not ours (anyone can write to the topic): passed over, not a stop of
+                    # the read, where the rest of the batch (a leave, a signal) would be lost.
+                    log.warning("passed over %s[%d]@%d: not a message of the fleet",
+                                record.topic, record.partition, record.offset)
                     continue
                 age = wall - record.timestamp / 1000.0 if record.timestamp else 0.0
                 key = self.view.heard(message, age, now)

@@ -45,3 +45,23 @@ def test_three_letters_replayed_that_fail_again_are_three_letters() -> None:
     failed_again = [letter(0, 6, 20), letter(0, 7, 21), letter(0, 8, 22)]
     listed = sort_letters(first + replayed + failed_again)
     assert [x.position for x in listed] == ["0:6", "0:7", "0:8"]
+
+
+def test_a_letter_is_replayable_only_to_the_deployments_own_topics() -> None:
+    # Anyone can write a "letter" to the dead-letter topic naming any topic, or none.
+    from config import Settings
+    from producers.deadletters import replay_targets, why_not_replayable
+
+    settings = Settings(topic_prefix="p.")
+    targets = replay_targets(settings)
+    [ok] = sort_letters([letter(0, 0)])
+    assert why_not_replayable(ok, targets) is None
+    for topic in (b"", b"bad name!!", b"other.work", b"p.dead-letters", b"p.leases", b"p.limiters"):
+        record = letter(0, 1)
+        record.headers = [(k, topic if k == "dlq.topic" else v) for k, v in record.headers]
+        [hostile] = sort_letters([record])
+        assert "is not one of this deployment's topics" in why_not_replayable(hostile, targets)
+    record = letter(0, 2)
+    record.headers += [("dlq.truncated", b"1"), ("dlq.size", b"5000000")]
+    [cut] = sort_letters([record])
+    assert "only the first 9 of its 5000000 bytes" in why_not_replayable(cut, targets)

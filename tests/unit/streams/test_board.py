@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from streams.board import Board
+from streams.codec import PydanticCodec, Undecodable
 from streams.events import RequestState, StatusEvent, utcnow
 
 
@@ -78,3 +80,19 @@ def test_an_experiments_requests_are_found_by_its_id():
     board.add(status("r2", "complete", experiment="e2"))
     assert [s.request_id for s in board.for_experiment("e2")] == ["r2"]
     assert board.for_experiment("e3") == []
+
+
+
+def test_rows_of_every_status_event_that_decodes_add_up() -> None:
+    # What the status topic feeds the board has passed StatusEvent's summary check: its
+    # counts are numbers, so the page's rows (and /status.json) can always be built.
+    codec = PydanticCodec(StatusEvent)
+    board = Board()
+    for summary in ({"succeeded": "many"}, {"evaluations": {"x": None}}, {"succeeded": 2}):
+        event = {"request_id": "r", "experiment_id": "e", "state": "running", "message": "m",
+                 "summary": summary}
+        decoded = codec.loads(json.dumps(event).encode())
+        if not isinstance(decoded, Undecodable):
+            board.add(decoded)
+    [only] = board.rows()
+    assert only["succeeded"] == 2 and only["done"] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -11,8 +13,12 @@ from streams.events import (
     Example,
     RequestState,
     ResumeRequest,
+    StatusEvent,
     WorkItem,
+    summary_problem,
 )
+from streams.codec import PydanticCodec, Undecodable
+from streams.summary import Summary
 
 
 def test_request_defaults() -> None:
@@ -89,3 +95,37 @@ def test_final_states() -> None:
         RequestState.FAILED, RequestState.REJECTED, RequestState.DUPLICATE,
     ]
     assert not RequestState.QUEUED.is_final and not RequestState.RUNNING.is_final
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        {"succeeded": "many"},
+        {"failed": [1]},
+        {"incomplete_at_start": "x"},
+        {"published": True},
+        {"finished": 1.5},
+        {"evaluations": [1, 2]},
+        {"evaluations": {"exact": None}},
+        {"evaluations": {"exact": {"succeeded": "3"}}},
+        {"team": 7},
+        {"experiment_url": ["http://x"]},
+    ],
+)
+def test_a_status_event_whose_summary_counts_are_not_numbers_is_invalid(summary) -> None:
+    # The status topic is public: such an event is read as undecodable, not added up and
+    # printed by the status page and the command line.
+    fields = {"request_id": "r", "experiment_id": "e", "state": "running", "message": "m"}
+    with pytest.raises(ValidationError):
+        StatusEvent(**fields, summary=summary)
+    decoded = PydanticCodec(StatusEvent).loads(json.dumps({**fields, "summary": summary}).encode())
+    assert isinstance(decoded, Undecodable) and decoded.reason == "invalid"
+
+
+def test_a_public_summary_and_extra_keys_are_a_valid_status_summary() -> None:
+    public = Summary.for_request(ResumeRequest(experiment_id="e", task="t", evaluators=("x",)))
+    summary = {**public.public(), "runner": "kafka", "limiters": [{"name": "openai"}]}
+    assert summary_problem(summary) is None
+    event = StatusEvent(request_id="r", experiment_id="e", state="running", message="m",
+                        summary=summary)
+    assert event.summary["limiters"] == [{"name": "openai"}]

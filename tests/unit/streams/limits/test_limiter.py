@@ -183,7 +183,7 @@ def test_the_fleet_reads_heartbeats_and_signals_and_skips_what_is_not_its() -> N
 
     def record(value: object) -> SimpleNamespace:
         raw = value if isinstance(value, bytes) else _json.dumps(value).encode()
-        return SimpleNamespace(value=raw, timestamp=now_ms)
+        return SimpleNamespace(value=raw, timestamp=now_ms, topic="t", partition=0, offset=0)
 
     fleet._take({"tp": [
         record({"member": "w2", "kind": "beat", "demand": ["openai"]}),
@@ -198,7 +198,8 @@ def test_the_fleet_reads_heartbeats_and_signals_and_skips_what_is_not_its() -> N
 
 def test_hostile_records_on_the_limiters_topic_are_skipped_not_raised() -> None:
     # The topic is shared by the fleet: a tombstone, bytes that are not JSON, a 5 MB value,
-    # or a heartbeat of the wrong shape must neither stop the read nor count as a member.
+    # JSON nested too deep for the parser (RecursionError, not ValueError), or a heartbeat of
+    # the wrong shape must neither stop the read nor count as a member.
     from types import SimpleNamespace
 
     from config import LimiterConfig, Settings
@@ -207,11 +208,12 @@ def test_hostile_records_on_the_limiters_topic_are_skipped_not_raised() -> None:
 
     limiters = Limiters({"openai": LimiterConfig(per_second=10)})
     fleet = KafkaFleet(Settings(), limiters)
-    values = [None, b"\xff\xfe", b"x" * 5_000_000, b"[1, 2]",
+    values = [None, b"\xff\xfe", b"x" * 5_000_000, b"[1, 2]", b"[" * 20_000 + b"]" * 20_000,
               b'{"kind": "beat", "member": "w2", "demand": 7}',
               b'{"kind": "beat", "member": 3, "demand": ["openai"]}',
               b'{"kind": "beat", "member": "w4", "demand": {"openai": 1}}',
               b'{"kind": "beat", "member": "w5", "demand": ["openai"]}']
-    records = [SimpleNamespace(value=v, timestamp=None) for v in values]
+    records = [SimpleNamespace(value=v, timestamp=None, topic="t", partition=0, offset=n)
+               for n, v in enumerate(values)]
     fleet._take({"tp": records})
     assert fleet.view.members("openai", now=time.monotonic()) == 2  # w5, and this worker

@@ -15,10 +15,12 @@ from streams.events import (
     ResumeRequest,
     StatusEvent,
     WorkItem,
+    SUMMARY_COUNTS,
+    SUMMARY_TEXTS,
     summary_problem,
 )
 from streams.codec import PydanticCodec, Undecodable
-from streams.summary import Summary
+from streams.summary import INTERNAL_FIELDS, Summary
 
 
 def test_request_defaults() -> None:
@@ -129,3 +131,13 @@ def test_a_public_summary_and_extra_keys_are_a_valid_status_summary() -> None:
     event = StatusEvent(request_id="r", experiment_id="e", state="running", message="m",
                         summary=summary)
     assert event.summary["limiters"] == [{"name": "openai"}]
+
+
+def test_the_status_summary_check_knows_every_count_and_text_of_a_public_summary() -> None:
+    # streams.events cannot import the summary (it is below it): its two lists are kept by hand.
+    public = {name: field.annotation for name, field in Summary.model_fields.items()
+              if name not in INTERNAL_FIELDS}
+    counts = {name for name, kind in public.items() if kind in (int, int | None)}
+    texts = {name for name, kind in public.items() if kind in (str, str | None)}
+    assert counts | {"finished", "in_flight", "evaluations_finished"} <= set(SUMMARY_COUNTS)
+    assert texts <= set(SUMMARY_TEXTS)

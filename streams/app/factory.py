@@ -184,8 +184,10 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
         # Every topic a worker subscribes to is created before it starts (prepare_kafka, which
         # also waits for their leaders); Faust declaring them again as it subscribes cost a
         # CreateTopics call and a metadata refresh per topic, one after the other: ~70 ms of
-        # a one-shot run's start for 7 topics, more for a worker with changelogs.
-        topic_allow_declare=False,
+        # a one-shot run's start for 7 topics. A worker with a web server keeps it: its table
+        # routes (the status page's /experiments/<id>) find a key's partition in the
+        # producer's metadata of the changelog, which only that declaration fetches.
+        topic_allow_declare=web,
     )
     app.drain_seconds = settings.drain_seconds
     # Before anything uses it: the app builds its consumer and producer from the transport

@@ -78,8 +78,10 @@ def test_a_private_worker_has_one_partition_a_topic_and_leaves_the_mirror_out(
     assert all(name.startswith(private.topic_prefix) for name in specs)
 
 
-def test_faust_does_not_declare_the_topics_a_worker_created_before_it_started(
+def test_faust_declares_the_topics_a_worker_created_only_for_its_web_servers_table_routes(
     tmp_path: Path,
 ) -> None:
-    pipeline = create_app(Settings(data_dir=tmp_path, topic_prefix="t.", app_id="a"), web=False)
-    assert pipeline.app.conf.topic_allow_declare is False
+    settings = Settings(data_dir=tmp_path, topic_prefix="t.", app_id="a")
+    assert create_app(settings, web=False).app.conf.topic_allow_declare is False
+    # The routes find a key's partition in the producer's metadata, which declaring fetches.
+    assert create_app(settings, web=True).app.conf.topic_allow_declare is True

@@ -422,38 +422,51 @@ async def test_sigterm_mid_request_stops_the_worker_and_the_other_finishes(
     assert len(ok) == built.total and max(ok.values()) == 1
 
 
-async def test_undecodable_records_on_every_changelog_leave_the_next_worker_recovering_to_the_end(
-    make_settings, phoenix
-) -> None:
-    """A tombstone, a 5 MB message and a bad value at the end of every changelog partition:
-    the next worker's recovery passes over them, keeps the state, and runs the next request."""
+async def recovers_past_what_ends_the_changelogs(make_settings, phoenix, write, timeout: float) -> None:
+    """Run a request on a worker, let ``write(settings, tables)`` put records at the end of its
+    tables' changelogs, then check that the next worker recovers past them, keeps the first
+    request's summary, and runs a second request with one success per pair."""
     first, second = (build_experiment(phoenix, examples=10, repetitions=1) for _ in range(2))
     settings = make_settings(task_concurrency=4, page_size=10)
     request = ResumeRequest(experiment_id=first.experiment_id, task="answer")
     pipeline = create_app(settings, tasks=slow_tasks(), web=False)
     async with running_worker(pipeline):
         assert (await publish_and_follow(settings, request)).state is RequestState.COMPLETE
-    changelogs = {table.changelog_topic.get_topic_name(): table.changelog_topic.partitions
-                  for table in pipeline.app.tables.values()}
-    hostile = [(b"k", None), (b"\x00\xff" * 8, os.urandom(5_000_000)),
-               (json.dumps("a-key").encode(), b"\x00\xffnot json")]
-    producer = AIOKafkaProducer(**connection_options(settings), max_request_size=8_000_000)
-    await producer.start()
-    try:
-        for topic, partitions in changelogs.items():
-            for partition in range(partitions):
-                for key, value in hostile:
-                    await producer.send_and_wait(topic, key=key, value=value, partition=partition)
-    finally:
-        await producer.stop()
+    await write(settings, list(pipeline.app.tables.values()))
 
     again = create_app(settings, tasks=slow_tasks(), web=False)
-    async with running_worker(again):
-        final = await asyncio.wait_for(publish_and_follow(settings, ResumeRequest(
-            experiment_id=second.experiment_id, task="answer")), 120)
-        kept = again.tables.summaries.get(request.request_id)
 
+    async def recover_and_run():
+        async with running_worker(again):
+            final = await publish_and_follow(settings, ResumeRequest(
+                experiment_id=second.experiment_id, task="answer"))
+            return final, again.tables.summaries.get(request.request_id)
+
+    final, kept = await asyncio.wait_for(recover_and_run(), timeout)
     assert final.state is RequestState.COMPLETE, final.message
     assert kept is not None and kept.state is RequestState.COMPLETE  # recovered around them
     ok = successes(phoenix, second.experiment_id)
     assert len(ok) == second.total and max(ok.values()) == 1
+
+
+async def test_undecodable_records_on_every_changelog_leave_the_next_worker_recovering_to_the_end(
+    make_settings, phoenix
+) -> None:
+    """A tombstone, a 5 MB message and a bad value at the end of every changelog partition:
+    the next worker's recovery passes over them, keeps the state, and runs the next request."""
+    hostile = [(b"k", None), (b"\x00\xff" * 8, os.urandom(5_000_000)),
+               (json.dumps("a-key").encode(), b"\x00\xffnot json")]
+
+    async def write(settings, tables) -> None:
+        producer = AIOKafkaProducer(**connection_options(settings), max_request_size=8_000_000)
+        await producer.start()
+        try:
+            for table in tables:
+                for partition in range(table.changelog_topic.partitions):
+                    for key, value in hostile:
+                        await producer.send_and_wait(table.changelog_topic.get_topic_name(),
+                                                     key=key, value=value, partition=partition)
+        finally:
+            await producer.stop()
+
+    await recovers_past_what_ends_the_changelogs(make_settings, phoenix, write, 120)

@@ -29,7 +29,12 @@ from streams.kafka.admin import TopicSpec, ensure_topics
 from streams.kafka.connection import connection_options
 from streams.limits.fleet import limiters_topic
 from streams.registry import TaskRegistry
-from tests.reliability.test_hostile import slow_tasks, successes, until
+from tests.reliability.test_hostile import (
+    recovers_past_what_ends_the_changelogs,
+    slow_tasks,
+    successes,
+    until,
+)
 from tests.support.experiments import build_experiment, experiment_counts
 from tests.support.workers import REPO, WorkerProcess, settings_env
 
@@ -258,34 +263,18 @@ async def test_changelogs_ending_in_a_transactions_marker_leave_the_next_worker_
     """A transactional producer's tombstone at the end of every changelog partition: each
     then ends in a commit marker no consumer is handed, which the next worker's recovery
     waited for forever. It passes over it, keeps the state, and runs the next request."""
-    first, second = (build_experiment(phoenix, examples=10, repetitions=1) for _ in range(2))
-    settings = make_settings(task_concurrency=4, page_size=10)
-    request = ResumeRequest(experiment_id=first.experiment_id, task="answer")
-    pipeline = create_app(settings, tasks=slow_tasks(), web=False)
-    async with running_worker(pipeline):
-        assert (await publish_and_follow(settings, request)).state is RequestState.COMPLETE
-    producer = AIOKafkaProducer(**connection_options(settings),
-                                transactional_id=f"{settings.app_id}-hostile")
-    await producer.start()
-    try:
-        for table in pipeline.app.tables.values():
-            for partition in range(table.changelog_topic.partitions):
-                async with producer.transaction():
-                    await producer.send_and_wait(table.changelog_topic.get_topic_name(),
-                                                 key=b'"k"', value=None, partition=partition)
-    finally:
-        await producer.stop()
 
-    again = create_app(settings, tasks=slow_tasks(), web=False)
+    async def write(settings, tables) -> None:
+        producer = AIOKafkaProducer(**connection_options(settings),
+                                    transactional_id=f"{settings.app_id}-hostile")
+        await producer.start()
+        try:
+            for table in tables:
+                for partition in range(table.changelog_topic.partitions):
+                    async with producer.transaction():
+                        await producer.send_and_wait(table.changelog_topic.get_topic_name(),
+                                                     key=b'"k"', value=None, partition=partition)
+        finally:
+            await producer.stop()
 
-    async def recover_and_run():
-        async with running_worker(again):
-            final = await publish_and_follow(settings, ResumeRequest(
-                experiment_id=second.experiment_id, task="answer"))
-            return final, again.tables.summaries.get(request.request_id)
-
-    final, kept = await asyncio.wait_for(recover_and_run(), 90)
-    assert final.state is RequestState.COMPLETE, final.message
-    assert kept is not None and kept.state is RequestState.COMPLETE  # recovered around them
-    ok = successes(phoenix, second.experiment_id)
-    assert len(ok) == second.total and max(ok.values()) == 1
+    await recovers_past_what_ends_the_changelogs(make_settings, phoenix, write, 90)

@@ -278,6 +278,10 @@ launch_kafka() { # props port jvm... : start the broker on formatted storage and
   local props="$1" port="$2"; shift 2
   local -a jvm=("$@")
   log "starting kafka on 127.0.0.1:$port (data $KAFKA_DATA, log $KAFKA_LOG)"
+  # A restart appends to the log of the broker before it: look for "started" only in what this
+  # one writes, or the old line (and a port the new broker opens before it serves) pass for ready.
+  local from=0
+  [[ -f "$KAFKA_LOG" ]] && from="$(stat -c %s "$KAFKA_LOG")"
   setsid "${jvm[@]}" kafka.Kafka "$props" >>"$KAFKA_LOG" 2>&1 </dev/null &
   local pid=$!
   STARTED_KAFKA="$pid"
@@ -291,7 +295,8 @@ launch_kafka() { # props port jvm... : start the broker on formatted storage and
       show_log_tail "$KAFKA_LOG"
       die "kafka exited during startup; log: $KAFKA_LOG"
     fi
-    if grep -q 'Kafka Server started' "$KAFKA_LOG" 2>/dev/null && tcp_open "$port"; then
+    if tail -c +"$((from + 1))" "$KAFKA_LOG" 2>/dev/null | grep -q 'Kafka Server started' \
+        && tcp_open "$port"; then
       break
     fi
     if (( $(now_ms) >= deadline )); then

@@ -37,6 +37,11 @@ class WaitTimeoutError(ResumeError):
     """The request did not end within the time the caller was willing to wait."""
 
 
+class DeploymentAbsentError(ResumeError):
+    """A one-shot run found the deployment's request on its experiment unfinished, and no
+    worker of the deployment alive to finish it; the message says what to start."""
+
+
 class InvalidArgumentError(PhoenixResumeError, ValueError):
     """An argument of the Python API (or an option of the CLI) cannot be used; raised before
     anything runs. ``argument`` names it."""

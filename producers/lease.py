@@ -40,17 +40,22 @@ from aiokafka.coordinator.assignors.sticky.sticky_assignor import (
 from aiokafka.partitioner import DefaultPartitioner
 
 from config import Settings
+from producers.errors import DeploymentAbsentError
 from producers.kafka import StatusFollower
 from streams.app.sender import MIRRORED_HEADER
 from streams.codec import PydanticCodec, Undecodable
 from streams.events import StatusEvent, utcnow
 from streams.kafka.admin import TopicSpec, ensure_topics, public_topics
 from streams.kafka.connection import connection_options
+from streams.kafka.groups import live_members
 
 log = logging.getLogger(__name__)
 
 #: how far back a status partition is read for the deployment's latest word on an experiment
 STATUS_TAIL = 2000
+#: how long a run waits on the deployment's request while none of the deployment's workers
+#: lives, before it says so: longer than a rolling deploy leaves the group empty
+DEPLOYMENT_ABSENT_SECONDS = 30.0
 #: long-poll wait of the lease's short-lived readers: aiokafka's 500 ms default was paid
 #: whenever a fetch went out before a seek
 SHORT_WAIT_MS = 50
@@ -118,10 +123,16 @@ async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent 
 
 
 async def wait_for_deployment(
-    settings: Settings, experiment_id: str, on_wait: OnWait, *, ensure: bool = True
+    settings: Settings,
+    experiment_id: str,
+    on_wait: OnWait,
+    *,
+    ensure: bool = True,
+    absent_after: float = DEPLOYMENT_ABSENT_SECONDS,
 ) -> None:
     """Return once the deployment has no active request for ``experiment_id`` (``ensure=False``:
-    its topics are known to exist)."""
+    its topics are known to exist); raise :class:`DeploymentAbsentError` if it has one and no
+    worker to run it for ``absent_after`` seconds."""
     if ensure:
         await ensure_topics(settings)  # its status topic, as before a request is published
     # Mostly the deployment has nothing on the experiment: one short-lived reader says so.
@@ -137,8 +148,52 @@ async def wait_for_deployment(
             f"waiting for the deployment's request {latest.request_id} on experiment "
             f"{experiment_id} ({latest.state.value}) to end"
         )
+        await _until_ended(settings, follower, latest, absent_after)
+
+
+async def _until_ended(
+    settings: Settings, follower: StatusFollower, latest: StatusEvent, absent_after: float
+) -> None:
+    """Follow the deployment's request to its end, or raise :class:`DeploymentAbsentError`
+    once no worker of the deployment has been alive for ``absent_after`` seconds: a request
+    nobody runs never ends (its workers crashed or were stopped, or the status event was
+    never the deployment's), and this run would wait for it forever."""
+
+    async def ended() -> None:
         async for _ in follower.follow(latest.request_id):
             pass
+
+    following = asyncio.create_task(ended())
+    loop = asyncio.get_running_loop()
+    absent_since: float | None = None
+    try:
+        while True:
+            members = await live_members(settings, settings.app_id)
+            if members == 0:
+                absent_since = absent_since if absent_since is not None else loop.time()
+                if loop.time() - absent_since >= absent_after:
+                    raise DeploymentAbsentError(_absent(settings, latest, absent_after))
+            else:  # alive, or the broker would not say: a deploy's restart is no absence
+                absent_since = None
+            done, _ = await asyncio.wait({following}, timeout=min(5.0, absent_after / 2))
+            if done:
+                following.result()
+                return
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+
+
+def _absent(settings: Settings, latest: StatusEvent, absent_after: float) -> str:
+    return (
+        f"the deployment's request {latest.request_id} on experiment {latest.experiment_id} "
+        f"is {latest.state.value}, but no worker of the deployment (consumer group "
+        f"{settings.app_id!r}) has been alive for {absent_after:g} s, so nothing will finish "
+        f"it. Start one ('phoenix-resume worker'): it carries on with that request; then run "
+        f"this again. Running the pairs here meanwhile could run some twice ('--runner local' "
+        f"does, without asking the deployment)."
+    )
 
 
 class _Assigned(ConsumerRebalanceListener):

@@ -173,15 +173,15 @@ async def _until_ended(
                 absent_since = absent_since if absent_since is not None else loop.time()
                 if loop.time() - absent_since >= absent_after:
                     raise DeploymentAbsentError(_absent(settings, latest, absent_after))
-            else:  # alive, or the broker would not say: a deploy's restart is no absence
-                absent_since = None
+            else:  # alive, or the broker would not say: only a known absence counts, and
+                absent_since = None  # a rolling deploy's moment without members ends here
             done, _ = await asyncio.wait({following}, timeout=min(5.0, absent_after / 2))
             if done:
                 following.result()
                 return
     finally:
         following.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # not hiding our own
             await following
 
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
-from faust.types import TopicT
-from mode.utils.times import want_seconds
 
 from config import Settings
 from streams.kafka.connection import connection_options
 from streams.kafka.errors import TopicCreationError, TopicsNotReadyError
+
+if TYPE_CHECKING:  # the lease and the run's follower use this module without Faust
+    from faust.types import TopicT
 
 
 def public_topics(settings: Settings) -> dict[str, int]:
@@ -41,6 +42,8 @@ class TopicSpec:
 
 def topic_specs(topics: Iterable[TopicT], default_partitions: int) -> dict[str, TopicSpec]:
     """How Faust would create ``topics``: partitions, and cleanup and retention configs."""
+    from mode.utils.times import want_seconds  # Faust's own reading of a retention
+
     specs: dict[str, TopicSpec] = {}
     for topic in topics:
         config: dict[str, str] = {}

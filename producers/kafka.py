@@ -18,11 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config import Settings
-from streams.codec import PydanticCodec, Undecodable
 from streams.events import CompletedRun, RequestState, ResumeRequest, StatusEvent
 from streams.kafka.connection import connection_options
 from streams.kafka.errors import TopicReadTimeoutError
 from streams.tracing import inject, new_root_context
+from streams.wire import ModelCodec, Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class RequestPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._codec = PydanticCodec(ResumeRequest)
+        self._codec = ModelCodec(ResumeRequest)
         self._producer = AIOKafkaProducer(**connection_options(settings), acks="all")
 
     async def __aenter__(self) -> RequestPublisher:
@@ -94,8 +94,8 @@ class StatusFollower:
         self.settings = settings
         self.settle_seconds = settle_seconds
         self.max_linger_seconds = max_linger_seconds
-        self._codec = PydanticCodec(StatusEvent)
-        self._runs = PydanticCodec(CompletedRun)
+        self._codec = ModelCodec(StatusEvent)
+        self._runs = ModelCodec(CompletedRun)
         self._consumer = AIOKafkaConsumer(
             **connection_options(settings), enable_auto_commit=False, group_id=None
         )

@@ -41,11 +41,11 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from config import Settings
 from producers.kafka import StatusFollower
-from streams.app.sender import MIRRORED_HEADER
-from streams.codec import PydanticCodec, Undecodable
 from streams.events import StatusEvent, utcnow
 from streams.kafka.admin import TopicSpec, ensure_topics, public_topics
 from streams.kafka.connection import connection_options
+from streams.publish import MIRRORED_HEADER
+from streams.wire import ModelCodec, Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _say(message: str) -> None:
 
 async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent | None:
     """The deployment's latest status event for ``experiment_id`` (from the partition's tail)."""
-    codec = PydanticCodec(StatusEvent)
+    codec = ModelCodec(StatusEvent)
     consumer = AIOKafkaConsumer(
         **connection_options(settings), enable_auto_commit=False, fetch_max_wait_ms=SHORT_WAIT_MS
     )

@@ -32,6 +32,21 @@ def public_topics(settings: Settings) -> dict[str, int]:
     }
 
 
+def pipeline_topics(settings: Settings) -> dict[str, int]:
+    """The topics the pipeline's app declares (name -> partitions), as ``streams.app.topics``
+    declares them: known before the app is built (a one-shot run creates them meanwhile)."""
+    names = settings.topics
+    return {
+        names.requests: settings.control_partitions,
+        names.control: settings.control_partitions,
+        names.work: settings.work_partitions,
+        names.evaluations: settings.work_partitions,
+        names.completed_runs: settings.event_partitions,
+        names.status: settings.event_partitions,
+        names.dead_letters: settings.event_partitions,
+    }
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """How to create one topic: its partitions and topic-level configs."""

@@ -46,3 +46,31 @@ def test_faust_s_types_imported_first_elsewhere_are_left_as_they_are() -> None:
         import faust.types.web
         assert faust.types.web.HttpClientT is aiohttp.client.ClientSession
     """, ("aiohttp",)) == ["aiohttp"]
+
+
+def test_the_lease_the_run_s_clients_and_the_private_run_module_import_no_faust() -> None:
+    """What the event loop runs while a thread imports Faust and builds the app
+    (producers.private_run.build_pipeline): Faust there would leave the thread nothing to
+    overlap."""
+    assert loaded_after("import producers.private_run, producers.lease, producers.kafka",
+                        ("faust", "mode")) == []
+
+
+def test_the_namespace_s_topics_made_before_the_app_are_the_ones_its_worker_subscribes_to() -> None:
+    """``pipeline_topics`` is kept by hand beside ``streams.app.topics``: a private run's worker
+    subscribes to exactly these, with these partition counts (no changelogs: in-memory
+    tables), so nothing is left to create once the app is built."""
+    from producers.private_run import isolated
+    from streams.app import create_app
+    from streams.app.startup import worker_topics
+    from streams.kafka.admin import pipeline_topics
+
+    from config import Settings
+
+    for base in (Settings(tracing_enabled=False),
+                 Settings(tracing_enabled=False, work_partitions=4, event_partitions=2)):
+        settings = isolated(base)
+        pipeline = create_app(settings, web=False, durable_tables=False)
+        subscribed = {name: spec.partitions for name, spec in worker_topics(pipeline).items()}
+        assert subscribed == pipeline_topics(settings)
+        assert all(not spec.config for spec in worker_topics(pipeline).values())

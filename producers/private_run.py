@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from config import Settings
@@ -106,11 +107,33 @@ def build_pipeline(
 ) -> Pipeline:
     """Import the Faust app's modules and build the run's worker app, without a web server
     (run in a thread beside the event loop's start)."""
-    from streams.app import create_app
+    with _collector_paused():
+        from streams.app import create_app
 
-    return create_app(
-        settings, tasks=tasks, evaluators=evaluators, web=False, durable_tables=durable_tables
-    )
+        return create_app(
+            settings, tasks=tasks, evaluators=evaluators, web=False, durable_tables=durable_tables
+        )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The collector off for the block, then what the block made moved to the oldest generation.
+
+    Faust's modules and the app live as long as the run; the collector walking them again and
+    again while they were made cost ~25 ms of the build. Afterwards everything alive is
+    frozen and unfrozen at once, as :mod:`producers.cli` does after its imports: re-enabling
+    alone would leave it all in the youngest generation, for the next collection to walk.
+    """
+    if not gc.isenabled():  # off already (a caller's choice, or another build meanwhile)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
 
 async def prepare_namespace(settings: Settings) -> dict[str, TopicSpec]:

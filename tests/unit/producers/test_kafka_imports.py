@@ -74,3 +74,31 @@ def test_the_namespace_s_topics_made_before_the_app_are_the_ones_its_worker_subs
         subscribed = {name: spec.partitions for name, spec in worker_topics(pipeline).items()}
         assert subscribed == pipeline_topics(settings)
         assert all(not spec.config for spec in worker_topics(pipeline).values())
+
+
+def test_the_app_s_build_pauses_the_collector_and_leaves_it_as_it_found_it() -> None:
+    """On before the build: off during it, on after it; off before: off after."""
+    for before in ("gc.enable()", "gc.disable()"):
+        loaded_after(f"""
+            import gc
+            {before}
+            was = gc.isenabled()
+            from config import Settings
+            import producers.private_run as private_run
+            import streams.app.factory as factory
+            seen = []
+            original = factory.create_app
+
+            def create_app(*args, **kwargs):
+                seen.append(gc.isenabled())
+                return original(*args, **kwargs)
+
+            factory.create_app = create_app
+            import streams.app
+            streams.app.create_app = create_app
+            private_run.build_pipeline(
+                private_run.isolated(Settings(tracing_enabled=False)), None, None,
+                durable_tables=False)
+            assert seen == [False], seen
+            assert gc.isenabled() is was
+        """)

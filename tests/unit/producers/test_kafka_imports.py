@@ -102,3 +102,20 @@ def test_the_app_s_build_pauses_the_collector_and_leaves_it_as_it_found_it() -> 
             assert seen == [False], seen
             assert gc.isenabled() is was
         """)
+
+
+def test_the_span_exporter_s_module_is_imported_with_the_first_exporter() -> None:
+    """Not by the command's imports (a Kafka run imports it in its warm-up thread, after the
+    worker started); a tracing that exports still gets its exporter."""
+    loaded_after("""
+        import sys
+        import producers.cli
+        name = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+        assert name not in sys.modules
+        from streams.tracing import Tracing
+        tracing = Tracing.for_phoenix("http://127.0.0.1:1", None)
+        tracing.prepare()
+        assert name in sys.modules
+        assert tracing.tracer("project") is not None
+        tracing.shutdown()
+    """)

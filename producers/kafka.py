@@ -73,8 +73,12 @@ async def assign_at_end(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> No
         if not partitions:
             raise RuntimeError(f"topic {topic!r} does not exist on the broker")
         tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+    # The ends first, then the assignment and the seeks with no await between: once assigned,
+    # the consumer's fetcher may send a fetch (a long poll of up to 500 ms) before the offsets
+    # request, and the broker answers one connection's requests in order (0.64 s once).
+    ends = await consumer.end_offsets(tps)
     consumer.assign(tps)
-    for tp, offset in (await consumer.end_offsets(tps)).items():
+    for tp, offset in ends.items():
         consumer.seek(tp, offset)
 
 

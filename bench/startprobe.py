@@ -99,17 +99,17 @@ def _install() -> None:
     from streams.tracing import Tracing
 
     mark("kafka path imported")
-    original_create_app = private_run.create_app
+    original_build = private_run.build_pipeline
 
-    def create_app(*args: Any, **kwargs: Any) -> Any:
+    def build_pipeline(*args: Any, **kwargs: Any) -> Any:  # Faust's imports and create_app
         mark("create_app start")
-        pipeline = original_create_app(*args, **kwargs)
+        pipeline = original_build(*args, **kwargs)
         mark("create_app done")
         _watch(pipeline)
         return pipeline
 
-    private_run.create_app = create_app
-    _timed(private_run, "prepare_kafka", "topics: start", "topics created")
+    private_run.build_pipeline = build_pipeline
+    _timed(private_run, "prepare_namespace", "topics: start", "topics created")
     _timed_context(private_run, "worker_running", "worker started")
     _timed_context(lease, "experiment_lease", "lease held", "lease: start")
     _timed(lease, "ensure_topics", None, "lease: topics ensured")

@@ -18,11 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config import Settings
-from streams.codec import PydanticCodec, Undecodable
 from streams.events import CompletedRun, RequestState, ResumeRequest, StatusEvent
 from streams.kafka.connection import connection_options
 from streams.kafka.errors import TopicReadTimeoutError
 from streams.tracing import inject, new_root_context
+from streams.wire import ModelCodec, Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class RequestPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._codec = PydanticCodec(ResumeRequest)
+        self._codec = ModelCodec(ResumeRequest)
         self._producer = AIOKafkaProducer(**connection_options(settings), acks="all")
 
     async def __aenter__(self) -> RequestPublisher:
@@ -73,8 +73,12 @@ async def assign_at_end(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> No
         if not partitions:
             raise RuntimeError(f"topic {topic!r} does not exist on the broker")
         tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+    # The ends first, then the assignment and the seeks with no await between: once assigned,
+    # the consumer's fetcher may send a fetch (a long poll of up to 500 ms) before the offsets
+    # request, and the broker answers one connection's requests in order (0.64 s once).
+    ends = await consumer.end_offsets(tps)
     consumer.assign(tps)
-    for tp, offset in (await consumer.end_offsets(tps)).items():
+    for tp, offset in ends.items():
         consumer.seek(tp, offset)
 
 
@@ -94,8 +98,8 @@ class StatusFollower:
         self.settings = settings
         self.settle_seconds = settle_seconds
         self.max_linger_seconds = max_linger_seconds
-        self._codec = PydanticCodec(StatusEvent)
-        self._runs = PydanticCodec(CompletedRun)
+        self._codec = ModelCodec(StatusEvent)
+        self._runs = ModelCodec(CompletedRun)
         self._consumer = AIOKafkaConsumer(
             **connection_options(settings), enable_auto_commit=False, group_id=None
         )

@@ -42,12 +42,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from config import Settings
 from producers.errors import DeploymentAbsentError
 from producers.kafka import StatusFollower
-from streams.app.sender import MIRRORED_HEADER
-from streams.codec import PydanticCodec, Undecodable
 from streams.events import StatusEvent, utcnow
 from streams.kafka.admin import TopicSpec, ensure_topics, public_topics
 from streams.kafka.connection import connection_options
 from streams.kafka.groups import live_members
+from streams.publish import MIRRORED_HEADER
+from streams.wire import ModelCodec, Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _say(message: str) -> None:
 
 async def _latest_status(settings: Settings, experiment_id: str) -> StatusEvent | None:
     """The deployment's latest status event for ``experiment_id`` (from the partition's tail)."""
-    codec = PydanticCodec(StatusEvent)
+    codec = ModelCodec(StatusEvent)
     consumer = AIOKafkaConsumer(
         **connection_options(settings), enable_auto_commit=False, fetch_max_wait_ms=SHORT_WAIT_MS
     )

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.serializers.codecs import Codec
+from streams.kafka.lean import import_faust_types
+
+import_faust_types()  # before Faust's first import: see streams.kafka.lean
+
+from faust.serializers.codecs import Codec  # noqa: E402
 
 from streams.wire import TOMBSTONE_ERROR, ModelCodec, Undecodable, tombstone
 

@@ -41,6 +41,10 @@ from streams.tracing import inject
 
 log = logging.getLogger(__name__)
 
+#: the header of a status event a one-shot run mirrored to the deployment's status topic (here,
+#: not in the Faust sender, so the lease reads it without importing Faust)
+MIRRORED_HEADER = "phoenix-resume.one-shot"
+
 #: the pipeline's topics by role (``config.TopicNames`` has their names)
 TopicRole = Literal[
     "requests", "control", "work", "evaluations", "completed_runs", "status", "dead_letters"

@@ -28,10 +28,10 @@ from streams.app.sender import FaustSender
 from streams.app.stores import StateDir
 from streams.app.tables import TableManager, declare_tables
 from streams.app.topics import declare_topics
-from streams.app.views import register_views
 from streams.context import Context, Tables
 from streams.evaluators import EvaluatorRegistry
 from streams.kafka.connection import faust_credentials
+from streams.kafka.lean import aiohttp_session
 from streams.kafka.transport import Transport
 from streams.limits import Limiters
 from streams.limits.fleet import KafkaFleet
@@ -178,6 +178,7 @@ def faust_app(settings: Settings, *, web: bool) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_seconds,
         consumer_group_instance_id=settings.kafka_group_instance_id,
         TableManager=TableManager,
+        HttpClient=aiohttp_session,  # aiohttp is imported when it is used, if ever
         # Faust's leader-election topic serves only on_leader timers, which we do not use; it
         # was created while the worker joined its group, too late for the first assignment.
         topic_disable_leader=True,
@@ -265,7 +266,9 @@ def create_app(
         async def recovered(sender: Any, **kwargs: Any) -> None:
             pipeline.steps.watchdog.rebalanced()
             context.done_pairs.reindex()  # the recovered partitions' records are new to it
-    if web:
+    if web:  # the views import Faust's web and prometheus_client: a one-shot run has none
+        from streams.app.views import register_views
+
         register_views(pipeline, role.value)
     app.add_dependency(_Resources(context))
     if context.limiters.names():

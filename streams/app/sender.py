@@ -8,11 +8,7 @@ import faust
 
 from streams.app.topics import Topics
 from streams.context import Tables
-from streams.publish import GlobalTable, Headers, TopicRole
-
-
-#: the header of a status event a one-shot run mirrored to the deployment's status topic
-MIRRORED_HEADER = "phoenix-resume.one-shot"
+from streams.publish import MIRRORED_HEADER, GlobalTable, Headers, TopicRole
 
 
 class FaustSender:

@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
-from faust.types import TopicT
-from mode.utils.times import want_seconds
 
 from config import Settings
 from streams.kafka.connection import connection_options
 from streams.kafka.errors import TopicCreationError, TopicsNotReadyError
+
+if TYPE_CHECKING:  # the lease and the run's follower use this module without Faust
+    from faust.types import TopicT
 
 
 def public_topics(settings: Settings) -> dict[str, int]:
@@ -28,6 +29,21 @@ def public_topics(settings: Settings) -> dict[str, int]:
         names.requests: settings.control_partitions,
         names.status: settings.event_partitions,
         names.completed_runs: settings.event_partitions,
+    }
+
+
+def pipeline_topics(settings: Settings) -> dict[str, int]:
+    """The topics the pipeline's app declares (name -> partitions), as ``streams.app.topics``
+    declares them: known before the app is built (a one-shot run creates them meanwhile)."""
+    names = settings.topics
+    return {
+        names.requests: settings.control_partitions,
+        names.control: settings.control_partitions,
+        names.work: settings.work_partitions,
+        names.evaluations: settings.work_partitions,
+        names.completed_runs: settings.event_partitions,
+        names.status: settings.event_partitions,
+        names.dead_letters: settings.event_partitions,
     }
 
 
@@ -41,6 +57,8 @@ class TopicSpec:
 
 def topic_specs(topics: Iterable[TopicT], default_partitions: int) -> dict[str, TopicSpec]:
     """How Faust would create ``topics``: partitions, and cleanup and retention configs."""
+    from mode.utils.times import want_seconds  # Faust's own reading of a retention
+
     specs: dict[str, TopicSpec] = {}
     for topic in topics:
         config: dict[str, str] = {}

@@ -11,15 +11,17 @@ connects through these, so security settings are read in one place.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faust
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
 from config import Settings
 from streams.kafka.errors import KafkaAuthError, KafkaUnavailableError
+
+if TYPE_CHECKING:  # the lease and a one-shot run's clients use this module without Faust
+    import faust
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -43,6 +45,8 @@ def connection_options(settings: Settings) -> dict[str, Any]:
 
 def faust_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
     """The same security settings in Faust's form, for the workers' app."""
+    import faust
+
     options = connection_options(settings)
     if "sasl_mechanism" in options:
         return faust.SASLCredentials(

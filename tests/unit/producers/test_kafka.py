@@ -29,18 +29,22 @@ class _Consumer:
         self._client = _Client(self)
         self.assigned: list[TopicPartition] = []
         self.sought: dict[TopicPartition, int] = {}
+        self.calls: list[str] = []
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:
         return {0, 1} if self.known else None
 
     def assign(self, tps: list[TopicPartition]) -> None:
         self.assigned = tps
+        self.calls.append("assign")
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.calls.append("end_offsets")
         return {tp: 7 for tp in tps}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.sought[tp] = offset
+        self.calls.append("seek")
 
 
 @pytest.fixture
@@ -74,3 +78,13 @@ def test_a_topic_missing_after_an_update_is_asked_for_again_after_a_wait(
 def test_a_topic_that_never_appears_is_named(sleeps: list[float]) -> None:
     with pytest.raises(RuntimeError, match="'t' does not exist"):
         asyncio.run(assign_at_end(_Consumer(known_after=1000), ["t"]))  # type: ignore[arg-type]
+
+
+def test_the_ends_are_read_before_the_assignment_and_sought_right_after_it(
+    sleeps: list[float],
+) -> None:
+    """An assigned consumer's fetcher may send a long-polling fetch, which the broker answers
+    before a later offsets request on the same connection: no await between assign and seek."""
+    consumer = _Consumer(known_after=1)
+    asyncio.run(assign_at_end(consumer, ["t"]))  # type: ignore[arg-type]
+    assert consumer.calls == ["end_offsets", "assign", "seek", "seek"]

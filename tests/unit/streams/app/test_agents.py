@@ -1,4 +1,5 @@
-"""The coordinator's batch driver: batches split by partition, each handled as one of its events."""
+"""The agents: the coordinator's batch driver (batches split by partition, each handled as one of
+its events), and agents declared without venusian's marks."""
 
 from __future__ import annotations
 
@@ -100,3 +101,33 @@ def test_only_a_step_that_batches_gets_the_batch_driver() -> None:
     assert driver_for(Batching(), publisher, 0.02).__qualname__.startswith("batch_driver.")
     assert driver_for(Batching(), publisher, 0).__qualname__.startswith("driver.")  # batches off
     assert driver_for(Single(), publisher, 0.02).__qualname__.startswith("driver.")
+
+
+def test_our_apps_agents_and_timer_are_declared_without_venusian_s_marks() -> None:
+    """No scan is ever run on an app with autodiscover off: its agents and the watchdog are
+    declared as before, unmarked, and Faust's ``attach`` is its own again afterwards."""
+    import faust
+    import faust.utils.venusian as faust_venusian
+
+    from config import Settings
+    from streams.app import create_app
+    from streams.app.agents import unmarked
+
+    attach = faust_venusian.attach
+    pipeline = create_app(Settings(tracing_enabled=False), web=False, durable_tables=False)
+    assert faust_venusian.attach is attach
+    assert set(pipeline.app.agents) == {
+        "intake", "coordinator", "tasks", "evaluation-dispatch", "evaluators"}
+    assert len(pipeline.app._app_tasks) == 1  # the watchdog's timer
+    assert not any(hasattr(agent, "__venusian_callbacks__")
+                   for agent in pipeline.app.agents.values())
+
+    discovering = faust.App("discovering", autodiscover=True)
+    with unmarked(discovering):
+        agent = discovering.agent()(_agent_body)
+    assert hasattr(agent, "__venusian_callbacks__")  # an app that scans keeps its marks
+
+
+async def _agent_body(stream):
+    async for _ in stream:
+        pass

@@ -9,9 +9,11 @@ or evaluation, never a crash of the agent: ``BaseException`` included, since a
 real cancellation of the agent (the worker stopping) goes through.
 
 A thread cannot be stopped: a sync function still running at its timeout keeps its thread.
-The pool has spare threads for those (``STUCK_SPARE`` per slot), so stuck functions do not
-take the slots' capacity with them, and counts them (``Metrics.stuck_threads``); a stuck
-thread that finally returns is an ordinary spare again.
+Each call therefore has a thread of its own (a daemon: a process that is done exits even if
+one never returns), so stuck functions take no capacity from the calls after them; they are
+counted (``Metrics.stuck_threads``) until they return. Past ``STUCK_SPARE`` stuck threads per
+slot, a sync call is refused at once with :class:`StuckThreadsError`'s message instead of
+starting yet another thread that may never end.
 
 A call that raised is made again as its :class:`~streams.execution.retry.RetryPolicy` says
 (none by default). A function that names a limiter (``streams.limits``) takes a token of it
@@ -28,8 +30,8 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +39,7 @@ from typing import Any
 from opentelemetry.trace import Span
 from pydantic_core import to_jsonable_python
 
+from streams.errors import PhoenixResumeError
 from streams.events import Example, RequestFields, utcnow
 from streams.execution.aborts import Aborts
 from streams.execution.retry import AdaptiveSlots, RetryPolicy, Tries
@@ -45,14 +48,63 @@ from streams.metrics import Metrics
 from streams.registry import Registered, Registry, RegistryError
 from streams.tracing import finish_span
 
-#: threads kept beyond the slots, per slot, for functions still running after their timeout
-STUCK_SPARE = 4
+#: threads a function may leave running past its timeout, per slot, before calls are refused
+STUCK_SPARE = 16
 #: longest error text recorded (a task may raise with a message of any size)
 MAX_ERROR_CHARS = 4000
 
 
 class InvocationTimeout(TimeoutError):
     """The function did not finish within the configured timeout."""
+
+
+class StuckThreadsError(PhoenixResumeError):
+    """A sync call was not started: too many earlier calls still run past their timeout."""
+
+
+class _Call:
+    """One sync call in a thread of its own, handing its outcome to the event loop's future."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_stuck_return: Callable[[], None]):
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self._on_stuck_return = on_stuck_return
+        self._lock = threading.Lock()
+        self._finished = False
+        self._abandoned = False
+
+    def start(self, fn: Callable[[], Any], name: str) -> None:
+        ctx = contextvars.copy_context()
+        threading.Thread(target=self._run, args=(ctx, fn), name=name, daemon=True).start()
+
+    def _run(self, ctx: contextvars.Context, fn: Callable[[], Any]) -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, ctx.run(fn))
+        except BaseException as exc:  # the awaiting side decides what it means
+            outcome = (False, exc)
+        with self._lock:
+            self._finished = True
+            abandoned = self._abandoned
+        try:
+            self.loop.call_soon_threadsafe(self._settle, *outcome)
+            if abandoned:
+                self.loop.call_soon_threadsafe(self._on_stuck_return)
+        except RuntimeError:  # the loop is closed: nobody waits or counts any more
+            pass
+
+    def _settle(self, ok: bool, value: Any) -> None:
+        if self.future.done():
+            return
+        if ok:
+            self.future.set_result(value)
+        else:
+            self.future.set_exception(value)
+
+    def abandon(self) -> bool:
+        """The caller gave up on it: whether its thread still runs (and is now stuck)."""
+        with self._lock:
+            self._abandoned = True
+            return not self._finished
 
 
 def describe(exc: BaseException) -> str:
@@ -122,18 +174,15 @@ class Invoker:
         self.retry = retry if retry is not None else RetryPolicy()
         self.calls = 0  # functions called (metrics and tests)
         self.retried = 0  # attempts made again after a failure or a rate limit
-        self.stuck = 0  # this pool's threads still running a function past its timeout
+        self.stuck = 0  # threads still running a function past its timeout
         self.max_stuck = STUCK_SPARE * threads
-        self._threads = ThreadPoolExecutor(
-            max_workers=threads + self.max_stuck, thread_name_prefix=name
-        )
-        # Async functions take no thread, so the slots are what bounds them too. A slot is
-        # given back at the timeout, the thread perhaps not: hence the spare threads. A rate
-        # limit lowers how many slots are taken at once.
+        self._started = 0  # threads started, for their names
+        # The slots bound the calls running in time, sync or async; a slot is given back at
+        # the timeout, the thread perhaps not. A rate limit lowers how many are taken at once.
         self._slots = AdaptiveSlots(threads)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        """Nothing to shut down: each thread ends with its call (daemons, if never)."""
 
     async def attempt(
         self,
@@ -265,13 +314,20 @@ class Invoker:
     async def __call__(
         self, fn: Callable[..., Any], kwargs: Mapping[str, Any], *, is_async: bool
     ) -> Any:
-        thread: Future[Any] | None = None
+        thread: _Call | None = None
         if is_async:
             call = fn(**kwargs)
         else:
-            ctx = contextvars.copy_context()
-            thread = self._threads.submit(ctx.run, functools.partial(fn, **kwargs))
-            call = asyncio.wrap_future(thread)
+            if self.stuck >= self.max_stuck:
+                raise StuckThreadsError(
+                    f"{self.name} not started: {self.stuck} earlier calls still run past their "
+                    f"{self.timeout:g} s timeout, each holding a thread (a {self.name} that "
+                    f"never returns?)"
+                )
+            thread = _Call(asyncio.get_running_loop(), lambda: self._stuck_by(-1))
+            self._started += 1
+            thread.start(functools.partial(fn, **kwargs), f"{self.name}-{self._started}")
+            call = thread.future
         try:
             async with asyncio.timeout(self.timeout) as deadline:
                 result = await call
@@ -286,20 +342,10 @@ class Invoker:
                 raise InvocationTimeout(message) from None
             raise  # the function's own TimeoutError, with its own message
 
-    def _abandon(self, thread: Future[Any]) -> None:
+    def _abandon(self, thread: _Call) -> None:
         """The function timed out: a thread still running it is stuck until it returns."""
-        if thread.cancel() or thread.done():
-            return  # it never started (waiting for a thread), or it just finished
-        loop = asyncio.get_running_loop()
-        self._stuck_by(1)
-
-        def returned(_: Future[Any]) -> None:  # in the stuck thread, when it returns at last
-            try:
-                loop.call_soon_threadsafe(self._stuck_by, -1)
-            except RuntimeError:  # the loop is closed: nobody counts any more
-                pass
-
-        thread.add_done_callback(returned)
+        if thread.abandon():
+            self._stuck_by(1)  # and by -1 from the thread, when it returns at last
 
     def _stuck_by(self, change: int) -> None:
         self.stuck += change

@@ -1,23 +1,29 @@
 """User code is sandboxed: whatever a task raises (BaseException included) or returns is a
-run's outcome, never the worker's end; stuck sync tasks do not take the pool's capacity."""
+run's outcome, never the worker's end; stuck sync tasks take no capacity from later calls, are
+bounded, and do not keep a finished process alive."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from streams.events import Outcome
-from streams.execution.invoke import STUCK_SPARE, Invoker
+from streams.execution.invoke import STUCK_SPARE, InvocationTimeout, Invoker, StuckThreadsError
 from streams.execution.tasks import TaskRunner
 from streams.metrics import Metrics
 from streams.registry import TaskRegistry
 from streams.teams import TeamDirectory
 from tests.unit.fake_phoenix import FakePhoenix, experiment
 from tests.unit.streams.test_execution import item
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def runner_for(fn, *, timeout: float = 5.0, threads: int = 2, metrics=None,
@@ -168,20 +174,46 @@ async def test_stuck_sync_tasks_do_not_take_the_pools_capacity() -> None:
         runner.close()
 
 
-async def test_a_pool_with_all_spares_stuck_still_answers_every_call() -> None:
+async def test_past_the_stuck_threads_allowed_a_sync_call_is_refused_at_once() -> None:
     release = threading.Event()
     invoker = Invoker(0.1, 1, "task", metrics=Metrics())
     try:
-        calls = [invoker(release.wait, {"timeout": 30}, is_async=False)
-                 for _ in range(1 + STUCK_SPARE + 2)]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        # Every call ends at its timeout; the pool never holds more stuck threads than spares
-        # plus the slot, and those that found no thread never started.
-        assert all(isinstance(r, TimeoutError) for r in results)
-        assert invoker.stuck <= 1 + STUCK_SPARE
+        hung = [invoker(release.wait, {"timeout": 30}, is_async=False)
+                for _ in range(STUCK_SPARE)]
+        assert all(isinstance(r, InvocationTimeout)
+                   for r in await asyncio.gather(*hung, return_exceptions=True))
+        assert invoker.stuck == STUCK_SPARE
+        # One more is not started (no thread that may never end): refused, not timed out.
+        with pytest.raises(StuckThreadsError, match=f"{STUCK_SPARE} earlier calls still run"):
+            await invoker(release.wait, {"timeout": 30}, is_async=False)
+        release.set()
+        for _ in range(100):
+            if invoker.stuck == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert invoker.stuck == 0  # returned at last: counted off, and calls start again
+        assert await invoker(lambda: "again", {}, is_async=False) == "again"
     finally:
         release.set()
         invoker.close()
+
+
+def test_a_stuck_call_does_not_keep_a_finished_process_alive(tmp_path) -> None:
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import asyncio, threading\n"
+        "from streams.execution.invoke import Invoker, InvocationTimeout\n"
+        "async def main():\n"
+        "    invoker = Invoker(0.1, 1, 'task')\n"
+        "    try:\n"
+        "        await invoker(threading.Event().wait, {'timeout': 3600}, is_async=False)\n"
+        "    except InvocationTimeout:\n"
+        "        print('timed out', invoker.stuck)\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and done.stdout.strip() == "timed out 1", done.stderr
 
 
 async def test_the_output_limit_is_what_the_event_leaves_of_a_message() -> None:

@@ -90,16 +90,19 @@ def test_the_kafka_codec_is_faust_s_and_wraps_the_pure_one() -> None:
 def test_a_command_s_process_freezes_its_heap_and_a_python_caller_s_is_left_alone(
     tmp_path: Path,
 ) -> None:
-    """gc.freeze keeps the collector off what the imports built (and off it again at exit),
-    only in a process the CLI owns: called with argv from Python it changes nothing."""
+    """gc.freeze keeps the collector off what the imports built, only in a process the CLI
+    owns, which it then ends without the interpreter's teardown (its exit functions run):
+    called with argv from Python it changes nothing and returns."""
     code = f"""
-        import gc, sys
+        import atexit, gc, sys
         import producers.cli as cli
         cli.main(["schemas", "--out", {str(tmp_path / "a")!r}])
         print("caller", gc.get_freeze_count(), file=sys.stderr)
+        atexit.register(lambda: print("program", gc.get_freeze_count(), file=sys.stderr))
         sys.argv = ["phoenix-resume", "schemas", "--out", {str(tmp_path / "b")!r}]
         cli.main()
-        print("program", gc.get_freeze_count(), file=sys.stderr)
+        print("not reached: the command's process ends in main()", file=sys.stderr)
+        sys.exit(3)
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env,
@@ -107,6 +110,7 @@ def test_a_command_s_process_freezes_its_heap_and_a_python_caller_s_is_left_alon
     assert done.returncode == 0, done.stderr
     counts = dict(line.split() for line in done.stderr.splitlines() if line.startswith(("caller", "program")))
     assert int(counts["caller"]) == 0 < int(counts["program"])
+    assert "not reached" not in done.stderr
 
 
 def test_the_cli_leaves_httpx_s_command_line_unloaded_and_the_collector_as_it_found_it() -> None:

@@ -169,6 +169,9 @@ async def _until_ended(
     try:
         while True:
             members = await live_members(settings, settings.app_id)
+            if following.done():  # it ended while the group was looked at
+                following.result()
+                return
             if members == 0:
                 absent_since = absent_since if absent_since is not None else loop.time()
                 if loop.time() - absent_since >= absent_after:

@@ -122,17 +122,21 @@ def _collector_paused() -> Iterator[None]:
     Faust's modules and the app live as long as the run; the collector walking them again and
     again while they were made cost ~25 ms of the build. Afterwards everything alive is
     frozen and unfrozen at once, as :mod:`producers.cli` does after its imports: re-enabling
-    alone would leave it all in the youngest generation, for the next collection to walk.
+    alone would leave it all in the youngest generation, for the next collection to walk. In
+    a process the CLI froze already, what the block made joins the frozen heap instead:
+    unfreezing would hand the CLI's whole heap back to the collector.
     """
     if not gc.isenabled():  # off already (a caller's choice, or another build meanwhile)
         yield
         return
+    frozen_before = gc.get_freeze_count() > 0
     gc.disable()
     try:
         yield
     finally:
         gc.freeze()
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
         gc.enable()
 
 
